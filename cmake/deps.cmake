@@ -1,0 +1,51 @@
+# Every dependency is a Debian package; a missing one stops configure with one
+# line naming the package to install (packaging/install-deps.sh installs all).
+find_package(PkgConfig QUIET)
+if(NOT PKG_CONFIG_FOUND)
+    message(FATAL_ERROR "missing dependency: pkg-config (apt-get install pkg-config)")
+endif()
+
+function(opsc_require_pkg var module debpkg)
+    pkg_check_modules(${var} QUIET IMPORTED_TARGET GLOBAL ${module})
+    if(NOT ${var}_FOUND)
+        message(FATAL_ERROR "missing dependency: ${module} (apt-get install ${debpkg})")
+    endif()
+endfunction()
+
+opsc_require_pkg(LIBUV libuv libuv1-dev)
+opsc_require_pkg(LIBPQ libpq libpq-dev)
+opsc_require_pkg(LIBCARES libcares libc-ares-dev)
+opsc_require_pkg(UUID uuid uuid-dev)
+opsc_require_pkg(JANSSON jansson libjansson-dev)
+opsc_require_pkg(LIBFYAML libfyaml libfyaml-dev)
+
+find_library(MBEDTLS_LIB mbedtls)
+find_library(MBEDX509_LIB mbedx509)
+find_library(MBEDCRYPTO_LIB mbedcrypto)
+find_path(MBEDTLS_INCLUDE mbedtls/ssl.h)
+if(NOT MBEDTLS_LIB OR NOT MBEDX509_LIB OR NOT MBEDCRYPTO_LIB OR NOT MBEDTLS_INCLUDE)
+    message(FATAL_ERROR "missing dependency: mbedTLS (apt-get install libmbedtls-dev)")
+endif()
+add_library(opsc::mbedtls INTERFACE IMPORTED GLOBAL)
+target_include_directories(opsc::mbedtls INTERFACE ${MBEDTLS_INCLUDE})
+target_link_libraries(opsc::mbedtls INTERFACE ${MBEDTLS_LIB} ${MBEDX509_LIB} ${MBEDCRYPTO_LIB})
+
+find_program(NET_SNMP_CONFIG net-snmp-config)
+if(NOT NET_SNMP_CONFIG)
+    message(FATAL_ERROR "missing dependency: net-snmp (apt-get install libsnmp-dev)")
+endif()
+execute_process(COMMAND ${NET_SNMP_CONFIG} --netsnmp-libs OUTPUT_VARIABLE NETSNMP_LIBS
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+separate_arguments(NETSNMP_LIBS UNIX_COMMAND "${NETSNMP_LIBS}")
+add_library(opsc::netsnmp INTERFACE IMPORTED GLOBAL)
+target_link_libraries(opsc::netsnmp INTERFACE ${NETSNMP_LIBS})
+
+if(OPSC_BUILD_TESTS)
+    opsc_require_pkg(CMOCKA cmocka libcmocka-dev)
+endif()
+
+set(OPSC_LLHTTP_DIR /usr/share/llhttp CACHE PATH "llhttp C sources (node-llhttp)")
+set(OPSC_LLHTTP_INCLUDE /usr/share/include/llhttp CACHE PATH "llhttp header (node-llhttp)")
+if(NOT EXISTS ${OPSC_LLHTTP_DIR}/llhttp.c OR NOT EXISTS ${OPSC_LLHTTP_INCLUDE}/llhttp.h)
+    message(FATAL_ERROR "missing dependency: llhttp sources (apt-get install node-llhttp)")
+endif()

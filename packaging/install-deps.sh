@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The one list of Debian packages OpsConductor needs. Installs what is missing
+# when run as root (apt-get update first); otherwise says what to install.
+#   install-deps.sh          build + run
+#   install-deps.sh --test   build + run + test suite
+set -euo pipefail
+
+BUILD=(gcc libc6-dev make cmake pkg-config)
+LIBS=(libuv1-dev libpq-dev libc-ares-dev libmbedtls-dev uuid-dev libjansson-dev libfyaml-dev
+      libsnmp-dev node-llhttp)
+RUNTIME=(postgresql-15 postgresql-client-15)
+TEST=(libcmocka-dev curl procps)
+
+want=("${BUILD[@]}" "${LIBS[@]}" "${RUNTIME[@]}")
+[[ ${1:-} == --test ]] && want+=("${TEST[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+    if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${missing[*]}" >&2
+    echo "install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "installing: ${missing[*]}" >&2
+# OpsConductor runs its own PostgreSQL cluster; keep the package from creating
+# and starting a system-wide one when it is installed for the first time.
+if ! dpkg-query -W -f='${Status}' postgresql-common 2>/dev/null | grep -q "ok installed"; then
+    mkdir -p /etc/postgresql-common
+    [[ -e /etc/postgresql-common/createcluster.conf ]] ||
+        echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >&2

@@ -1,0 +1,592 @@
+/*
+ * The server's lifecycle on one loop.
+ *
+ * start:    data dir lock -> loop lag -> HTTP and UDP listeners -> database
+ *           (embedded child, or the configured URL) -> pool -> migrations
+ * ready:    writer connected, schema migrated, every listener bound
+ * shutdown: stop accepting (listeners closed) -> drain the pool's pending
+ *           work within shutdown_timeout -> close the pool -> stop the
+ *           embedded postgres -> close the remaining handles; uv_run returns
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "opsc/buf.h"
+#include "opsc/config.h"
+#include "opsc/embedded_pg.h"
+#include "opsc/error.h"
+#include "opsc/fsutil.h"
+#include "opsc/log.h"
+#include "opsc/loopstat.h"
+#include "opsc/metrics.h"
+#include "opsc/migrate.h"
+#include "opsc/ops_server.h"
+#include "opsc/pg.h"
+#include "opsc/server.h"
+#include "opsc/udp_listen.h"
+#include "opsc/version.h"
+
+#define LOG "server"
+
+typedef enum { PHASE_INIT, PHASE_RUNNING, PHASE_DRAINING, PHASE_STOPPING, PHASE_DONE } phase_t;
+
+struct opsc_server_s {
+    uv_loop_t *loop;
+    opsc_config_t cfg;
+    char *config_path;
+    phase_t phase;
+    int exit_code;
+
+    char data_dir[4096];
+    char lock_path[4200];
+    int lock_fd;
+
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    uint64_t drain_deadline_ns;
+    int handles_open;
+
+    opsc_metrics_t *metrics;
+    opsc_loopstat_t *loopstat;
+    opsc_ops_server_t *http;
+    opsc_udp_listen_t *udp;
+    opsc_embedded_pg_t *epg;
+    opsc_pg_pool_t *pool;
+
+    int migrated;
+    int migrating;
+    int migrations_applied;
+    char migrate_error[512];
+
+    uint64_t start_ns;
+    time_t start_time;
+    uint64_t reloads;
+    uint64_t signals_term;
+};
+
+static void shutdown_step(opsc_server_t *srv);
+
+/* ---- readiness and metrics ---------------------------------------------- */
+
+static int ready_cb(void *arg, void (*add)(void *ctx, const char *reason), void *ctx) {
+    opsc_server_t *srv = arg;
+    int ready = 1;
+    char why[640];
+    if (srv->phase != PHASE_RUNNING) {
+        add(ctx, "shutting down");
+        return 0;
+    }
+    if (srv->epg && !opsc_embedded_pg_running(srv->epg)) {
+        add(ctx, "embedded PostgreSQL not running");
+        ready = 0;
+    }
+    if (!srv->pool || !opsc_pg_pool_writer_up(srv->pool)) {
+        const char *e = srv->pool ? opsc_pg_pool_last_error(srv->pool) : "";
+        snprintf(why, sizeof(why), "database not connected%s%s", *e ? ": " : "", e);
+        add(ctx, why);
+        ready = 0;
+    }
+    if (srv->migrate_error[0]) {
+        snprintf(why, sizeof(why), "migrations failed: %s", srv->migrate_error);
+        add(ctx, why);
+        ready = 0;
+    } else if (!srv->migrated) {
+        add(ctx, "database schema not migrated yet");
+        ready = 0;
+    }
+    if (!srv->http) {
+        add(ctx, "HTTP listeners not bound");
+        ready = 0;
+    }
+    if (!srv->udp) {
+        add(ctx, "SNMP listeners not bound");
+        ready = 0;
+    }
+    return ready;
+}
+
+static void noop_add(void *ctx, const char *reason) {
+    (void)ctx;
+    (void)reason;
+}
+
+static void server_metrics(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    char labels[128];
+    opsc_metrics_family(out, "opsc_build_info", "gauge", "Build information; value is always 1");
+    snprintf(labels, sizeof(labels), "version=\"%s\",build_type=\"%s\"", OPSC_VERSION,
+             OPSC_BUILD_TYPE);
+    opsc_metrics_sample(out, "opsc_build_info", labels, 1);
+    opsc_metrics_family(out, "opsc_start_time_seconds", "gauge", "Unix time the server started");
+    opsc_metrics_sample_u64(out, "opsc_start_time_seconds", NULL, (uint64_t)srv->start_time);
+    opsc_metrics_family(out, "opsc_uptime_seconds", "gauge", "Seconds since the server started");
+    opsc_metrics_sample(out, "opsc_uptime_seconds", NULL,
+                        (double)(uv_hrtime() - srv->start_ns) / 1e9);
+    opsc_metrics_family(out, "opsc_ready", "gauge", "1 when /ready answers 200");
+    opsc_metrics_sample(out, "opsc_ready", NULL, ready_cb(srv, noop_add, NULL));
+    opsc_metrics_family(out, "opsc_schema_migrations", "gauge",
+                        "Migrations known to this build, and applied by this process");
+    opsc_metrics_sample_u64(out, "opsc_schema_migrations", "state=\"known\"",
+                            opsc_migrations_count);
+    opsc_metrics_sample_u64(out, "opsc_schema_migrations", "state=\"applied_by_this_process\"",
+                            (uint64_t)srv->migrations_applied);
+    opsc_metrics_family(out, "opsc_config_reloads_total", "counter", "SIGHUP reloads handled");
+    opsc_metrics_sample_u64(out, "opsc_config_reloads_total", NULL, srv->reloads);
+    opsc_metrics_family(out, "opsc_database_embedded", "gauge",
+                        "1 when the server runs its own PostgreSQL");
+    opsc_metrics_sample(out, "opsc_database_embedded", NULL, srv->epg ? 1 : 0);
+}
+
+static void render_metrics(void *arg, opsc_buf_t *out) {
+    opsc_server_t *srv = arg;
+    opsc_metrics_render(srv->metrics, out);
+}
+
+static void collect_pool(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    if (srv->pool) {
+        opsc_pg_pool_metrics(out, srv->pool);
+    }
+}
+
+static void collect_epg(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    if (srv->epg) {
+        opsc_embedded_pg_metrics(out, srv->epg);
+    }
+}
+
+static void collect_udp(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    if (srv->udp) {
+        opsc_udp_listen_metrics(out, srv->udp);
+    }
+}
+
+static void collect_loop(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    if (srv->loopstat) {
+        opsc_loopstat_metrics(out, srv->loopstat);
+    }
+}
+
+/* ---- database ----------------------------------------------------------- */
+
+static void on_migrated(int err, int applied, const char *message, void *arg) {
+    opsc_server_t *srv = arg;
+    srv->migrating = 0;
+    srv->migrations_applied += applied;
+    if (err == 0) {
+        srv->migrated = 1;
+        srv->migrate_error[0] = '\0';
+        opsc_log_info(LOG, "database schema current (%zu migrations, %d applied now)",
+                      opsc_migrations_count, applied);
+        return;
+    }
+    if (err == OPSC_EDB_CONN_LOST || err == OPSC_ESHUTDOWN) {
+        return; /* runs again when the writer is back */
+    }
+    /* An edited or failing migration stops start-up: never serve on a wrong schema. */
+    snprintf(srv->migrate_error, sizeof(srv->migrate_error), "%s", message);
+    opsc_log_err(LOG, "cannot start: %s", message);
+    opsc_server_shutdown(srv, 1);
+}
+
+static void on_writer_state(opsc_pg_pool_t *pool, int up, void *arg) {
+    opsc_server_t *srv = arg;
+    if (!up) {
+        opsc_log_warn(LOG, "database writer connection down: %s", opsc_pg_pool_last_error(pool));
+        return;
+    }
+    if (!srv->migrated && !srv->migrating && srv->phase == PHASE_RUNNING) {
+        int rc = opsc_migrate_run(pool, opsc_migrations, opsc_migrations_count, on_migrated, srv);
+        if (rc == 0) {
+            srv->migrating = 1;
+        } else {
+            opsc_log_err(LOG, "cannot run migrations: %s", opsc_strerror(rc));
+            opsc_server_shutdown(srv, 1);
+        }
+    }
+}
+
+static int pool_start(opsc_server_t *srv, const char *conninfo) {
+    opsc_pg_options_t o = {
+        .conninfo = conninfo,
+        .readers = (int)srv->cfg.database.readers,
+        .queue_max = (int)srv->cfg.database.queue_max,
+        .connect_timeout_ms = (int)srv->cfg.database.connect_timeout_ms,
+        .reconnect_min_ms = (int)srv->cfg.database.reconnect_min_ms,
+        .reconnect_max_ms = (int)srv->cfg.database.reconnect_max_ms,
+        .listen = 1,
+        .application_name = "opsconductord",
+    };
+    int rc = opsc_pg_pool_create(srv->loop, &o, &srv->pool);
+    if (rc != 0) {
+        return rc;
+    }
+    opsc_pg_pool_set_state_cb(srv->pool, on_writer_state, srv);
+    return opsc_pg_pool_start(srv->pool);
+}
+
+static void on_embedded(opsc_embedded_pg_t *epg, int running, int fatal, void *arg) {
+    opsc_server_t *srv = arg;
+    if (fatal) {
+        opsc_log_err(LOG, "embedded PostgreSQL cannot be started; see the postgres lines above");
+        opsc_server_shutdown(srv, 1);
+        return;
+    }
+    if (!running || srv->phase != PHASE_RUNNING) {
+        return;
+    }
+    if (!srv->pool) {
+        int rc = pool_start(srv, opsc_embedded_pg_conninfo(epg));
+        if (rc != 0) {
+            opsc_log_err(LOG, "cannot create the database pool: %s", opsc_strerror(rc));
+            opsc_server_shutdown(srv, 1);
+        }
+    } else {
+        /* Restarted child, same socket: the pool reconnects by itself. */
+        opsc_pg_pool_set_conninfo(srv->pool, opsc_embedded_pg_conninfo(epg));
+    }
+}
+
+/* ---- signals and reload ------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum) {
+    opsc_server_t *srv = h->data;
+    if (signum == SIGHUP) {
+        opsc_server_reload(srv);
+        return;
+    }
+    srv->signals_term++;
+    if (srv->signals_term > 1 && srv->phase >= PHASE_DRAINING) {
+        opsc_log_warn(LOG, "second %s: skipping the drain", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        srv->drain_deadline_ns = 0;
+        shutdown_step(srv);
+        return;
+    }
+    opsc_log_info(LOG, "%s received: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    opsc_server_shutdown(srv, 0);
+}
+
+typedef struct reload_ctx_s {
+    opsc_server_t *srv;
+    opsc_config_t *next;
+    opsc_buf_t applied;
+    opsc_buf_t restart;
+} reload_ctx_t;
+
+static void reload_key(const opsc_config_key_t *key, void *arg) {
+    reload_ctx_t *rc = arg;
+    char before[256], after[256];
+    opsc_config_format_value(&rc->srv->cfg, key, before, sizeof(before));
+    opsc_config_format_value(rc->next, key, after, sizeof(after));
+    if (!key->reloadable) {
+        opsc_buf_printf(&rc->restart, "%s%s", rc->restart.len ? ", " : "", key->path);
+        return;
+    }
+    if (opsc_config_copy_key(&rc->srv->cfg, rc->next, key) != 0) {
+        opsc_buf_printf(&rc->restart, "%s%s (out of memory)", rc->restart.len ? ", " : "",
+                        key->path);
+        return;
+    }
+    opsc_buf_printf(&rc->applied, "%s%s (%s -> %s)", rc->applied.len ? ", " : "", key->path,
+                    before, after);
+}
+
+void opsc_server_reload(opsc_server_t *srv) {
+    opsc_config_t next;
+    char err[512];
+    memset(&next, 0, sizeof(next));
+    srv->reloads++;
+    if (opsc_config_load(&next, srv->config_path, NULL, err, sizeof(err)) != 0) {
+        opsc_log_err(LOG, "SIGHUP: reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    reload_ctx_t rc = {srv, &next, OPSC_BUF_INIT, OPSC_BUF_INIT};
+    opsc_config_diff(&srv->cfg, &next, reload_key, &rc);
+    opsc_log_set_level(srv->cfg.log.level);
+    opsc_log_set_format(srv->cfg.log.format);
+    if (!rc.applied.len && !rc.restart.len) {
+        opsc_log_info(LOG, "SIGHUP: configuration reloaded, nothing changed");
+    } else {
+        opsc_log_info(LOG, "SIGHUP: reloaded: %s; changed but needs a restart: %s",
+                      rc.applied.len ? rc.applied.base : "nothing",
+                      rc.restart.len ? rc.restart.base : "nothing");
+    }
+    opsc_buf_free(&rc.applied);
+    opsc_buf_free(&rc.restart);
+    opsc_config_free(&next);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void handle_closed(uv_handle_t *h) {
+    opsc_server_t *srv = h->data;
+    srv->handles_open--;
+}
+
+static void finish_shutdown(opsc_server_t *srv) {
+    if (srv->phase == PHASE_DONE) {
+        return;
+    }
+    srv->phase = PHASE_DONE;
+    opsc_loopstat_close(srv->loopstat);
+    srv->loopstat = NULL;
+    uv_timer_stop(&srv->drain_timer);
+    uv_close((uv_handle_t *)&srv->drain_timer, handle_closed);
+    uv_close((uv_handle_t *)&srv->sig_term, handle_closed);
+    uv_close((uv_handle_t *)&srv->sig_int, handle_closed);
+    uv_close((uv_handle_t *)&srv->sig_hup, handle_closed);
+    if (srv->lock_fd >= 0) {
+        opsc_lockfile_release(srv->lock_fd, srv->lock_path);
+        srv->lock_fd = -1;
+    }
+    opsc_log_info(LOG, "stopped (exit status %d)", srv->exit_code);
+}
+
+static void on_epg_stopped(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->epg = NULL;
+    shutdown_step(srv);
+}
+
+static void on_pool_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->pool = NULL;
+    shutdown_step(srv);
+}
+
+static void on_http_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->http = NULL;
+    shutdown_step(srv);
+}
+
+static void on_udp_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->udp = NULL;
+    shutdown_step(srv);
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+    shutdown_step(t->data);
+}
+
+/*
+ * Shutdown is a sequence of asynchronous closes; each completion calls this
+ * again and it moves on to the next thing still open.
+ */
+static void shutdown_step(opsc_server_t *srv) {
+    if (srv->phase == PHASE_DONE) {
+        return;
+    }
+    if (srv->http || srv->udp) {
+        /* Their close callbacks come back here; slow HTTP clients get until the deadline. */
+        if (srv->http && uv_hrtime() >= srv->drain_deadline_ns) {
+            opsc_ops_server_abort(srv->http);
+        } else if (!uv_is_active((uv_handle_t *)&srv->drain_timer)) {
+            uv_timer_start(&srv->drain_timer, on_drain_tick, 10, 10);
+        }
+        return;
+    }
+    if (srv->pool) {
+        size_t pending = opsc_pg_pool_pending(srv->pool);
+        uint64_t now = uv_hrtime();
+        if (pending > 0 && now < srv->drain_deadline_ns) {
+            if (!uv_is_active((uv_handle_t *)&srv->drain_timer)) {
+                uv_timer_start(&srv->drain_timer, on_drain_tick, 10, 10);
+            }
+            return;
+        }
+        uv_timer_stop(&srv->drain_timer);
+        if (pending > 0) {
+            opsc_log_warn(LOG, "shutdown: %zu database requests still pending at the deadline",
+                          pending);
+        }
+        if (srv->phase == PHASE_DRAINING) {
+            srv->phase = PHASE_STOPPING;
+            opsc_pg_pool_close(srv->pool, on_pool_closed, srv);
+        }
+        return;
+    }
+    srv->phase = PHASE_STOPPING;
+    if (srv->epg) {
+        uint64_t now = uv_hrtime();
+        int left = srv->drain_deadline_ns > now
+                       ? (int)((srv->drain_deadline_ns - now) / 1000000ull)
+                       : 0;
+        if (left < 1000) {
+            left = 1000; /* a fast shutdown of postgres needs a moment */
+        }
+        opsc_embedded_pg_t *epg = srv->epg;
+        srv->epg = NULL;
+        opsc_embedded_pg_stop(epg, left, on_epg_stopped, srv);
+        return;
+    }
+    finish_shutdown(srv);
+}
+
+void opsc_server_shutdown(opsc_server_t *srv, int exit_code) {
+    if (exit_code > srv->exit_code) {
+        srv->exit_code = exit_code;
+    }
+    if (srv->phase != PHASE_RUNNING && srv->phase != PHASE_INIT) {
+        return;
+    }
+    srv->phase = PHASE_DRAINING;
+    srv->drain_deadline_ns =
+        uv_hrtime() + (uint64_t)srv->cfg.shutdown_timeout_ms * 1000000ull;
+    /* Stop accepting first; then drain; then the database goes. */
+    if (srv->http) {
+        opsc_ops_server_close(srv->http, on_http_closed, srv);
+    }
+    if (srv->udp) {
+        opsc_udp_listen_close(srv->udp, on_udp_closed, srv);
+    }
+    shutdown_step(srv);
+}
+
+/* ---- create / start ----------------------------------------------------- */
+
+int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_path,
+                       opsc_server_t **out) {
+    opsc_server_t *srv = opsc_calloc(1, sizeof(*srv));
+    if (!srv) {
+        return OPSC_ENOMEM;
+    }
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    srv->config_path = config_path ? opsc_strdup(config_path) : NULL;
+    srv->lock_fd = -1;
+    srv->start_ns = uv_hrtime();
+    srv->start_time = time(NULL);
+    srv->metrics = opsc_metrics_create();
+    if (!srv->metrics || (config_path && !srv->config_path)) {
+        opsc_server_destroy(srv);
+        return OPSC_ENOMEM;
+    }
+    uv_timer_init(loop, &srv->drain_timer);
+    srv->drain_timer.data = srv;
+    uv_signal_init(loop, &srv->sig_term);
+    uv_signal_init(loop, &srv->sig_int);
+    uv_signal_init(loop, &srv->sig_hup);
+    srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
+    srv->handles_open = 4;
+    opsc_metrics_register(srv->metrics, server_metrics, srv);
+    opsc_metrics_register(srv->metrics, collect_loop, srv);
+    opsc_metrics_register(srv->metrics, collect_pool, srv);
+    opsc_metrics_register(srv->metrics, collect_epg, srv);
+    opsc_metrics_register(srv->metrics, collect_udp, srv);
+    *out = srv;
+    return 0;
+}
+
+int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
+    int rc;
+    long holder = 0;
+    srv->phase = PHASE_RUNNING;
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+
+    rc = opsc_abspath(srv->cfg.data_dir, srv->data_dir, sizeof(srv->data_dir));
+    if (rc == 0) {
+        rc = opsc_mkdir_p(srv->data_dir, 0755);
+    }
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "data_dir %s: cannot create: %s", srv->cfg.data_dir,
+                 opsc_strerror(rc));
+        goto error;
+    }
+    snprintf(srv->lock_path, sizeof(srv->lock_path), "%s/opsconductord.lock", srv->data_dir);
+    rc = opsc_lockfile_acquire(srv->lock_path, &srv->lock_fd, &holder);
+    if (rc == OPSC_ELOCKED) {
+        snprintf(errbuf, errlen,
+                 "data_dir %s is in use by another opsconductord (pid %ld); stop it or use "
+                 "another data_dir",
+                 srv->data_dir, holder);
+        goto error;
+    } else if (rc != 0) {
+        snprintf(errbuf, errlen, "data_dir %s: cannot lock %s: %s", srv->data_dir,
+                 srv->lock_path, opsc_strerror(rc));
+        goto error;
+    }
+
+    if ((rc = opsc_loopstat_start(srv->loop, 100, &srv->loopstat)) != 0) {
+        snprintf(errbuf, errlen, "loop statistics: %s", opsc_strerror(rc));
+        goto error;
+    }
+
+    opsc_ops_server_options_t hopts = {
+        .listen = &srv->cfg.http.listen,
+        .max_connections = (int)srv->cfg.http.max_connections,
+        .max_header_bytes = (int)srv->cfg.http.max_header_bytes,
+        .idle_timeout_ms = (int)srv->cfg.http.idle_timeout_ms,
+        .ready = ready_cb,
+        .metrics = render_metrics,
+        .arg = srv,
+    };
+    if ((rc = opsc_ops_server_start(srv->loop, &hopts, &srv->http, errbuf, errlen)) != 0) {
+        goto error;
+    }
+    if ((rc = opsc_udp_listen_start(srv->loop, &srv->cfg.snmp.listen, NULL, NULL, &srv->udp,
+                                    errbuf, errlen)) != 0) {
+        goto error;
+    }
+
+    if (srv->cfg.database.url && *srv->cfg.database.url) {
+        opsc_log_info(LOG, "using the PostgreSQL server from database.url");
+        if ((rc = pool_start(srv, srv->cfg.database.url)) != 0) {
+            snprintf(errbuf, errlen, "database.url: %s", opsc_strerror(rc));
+            goto error;
+        }
+    } else {
+        opsc_embedded_pg_options_t eo = {
+            .data_dir = srv->data_dir,
+            .dir = srv->cfg.database.embedded_dir,
+            .user = srv->cfg.database.embedded_user,
+            .bindir = srv->cfg.database.embedded_bindir,
+        };
+        rc = opsc_embedded_pg_create(srv->loop, &eo, on_embedded, srv, &srv->epg, errbuf, errlen);
+        if (rc == 0) {
+            rc = opsc_embedded_pg_start(srv->epg);
+            if (rc != 0) {
+                snprintf(errbuf, errlen, "embedded PostgreSQL: %s", opsc_strerror(rc));
+            }
+        }
+        if (rc != 0) {
+            goto error;
+        }
+    }
+    opsc_log_info(LOG, "opsconductord %s started (pid %d, data_dir %s)", OPSC_VERSION,
+                  (int)getpid(), srv->data_dir);
+    return 0;
+
+error:
+    /* Unwind through the normal shutdown path; the caller runs the loop to finish it. */
+    opsc_server_shutdown(srv, 1);
+    return rc ? rc : OPSC_ECONFIG;
+}
+
+int opsc_server_exit_code(const opsc_server_t *srv) {
+    return srv->exit_code;
+}
+
+void opsc_server_destroy(opsc_server_t *srv) {
+    if (!srv) {
+        return;
+    }
+    opsc_metrics_destroy(srv->metrics);
+    opsc_config_free(&srv->cfg);
+    opsc_free(srv->config_path);
+    opsc_free(srv);
+}

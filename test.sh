@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run every test: install what is missing (as root), build, run the suite in
+# the dev build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")"
+bash packaging/install-deps.sh --test
+jobs=$(nproc)
+for preset in dev asan; do
+    echo "=== $preset: configure and build" >&2
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset" -j"$jobs" >/dev/null
+    echo "=== $preset: tests" >&2
+    ctest --preset "$preset" -j"$jobs"
+done
