@@ -20,6 +20,16 @@ for p in "${want[@]}"; do
         missing+=("$p")
     fi
 done
+
+# PostgreSQL refuses to run as root, so the server runs it as the unprivileged
+# `postgres` user, which must be able to traverse "/". A root directory of mode
+# 0700 (a chroot unpacked into a mktemp directory has one) stops every
+# non-root user; no real system wants that, so open it for traversal.
+if [[ $(id -u) -eq 0 ]] && (( ($(stat -c '%#a' /) & 0001) == 0 )); then
+    echo "install-deps: / is mode $(stat -c %a /): adding o+x so unprivileged users (postgres) can reach files" >&2
+    chmod o+x /
+fi
+
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -19,6 +19,7 @@
 
 static opsc_test_pg_t g_pg;
 static uv_loop_t g_loop;
+static int g_pg_started;
 
 typedef struct result_s {
     int done;
@@ -86,10 +87,11 @@ static void run(result_t *r) {
 static int setup(void **state) {
     (void)state;
     opsc_log_set_level(OPSC_LOG_WARN);
+    uv_loop_init(&g_loop);
     if (opsc_test_pg_start(&g_pg) != 0) {
         return -1;
     }
-    uv_loop_init(&g_loop);
+    g_pg_started = 1;
     return 0;
 }
 
@@ -97,7 +99,9 @@ static int teardown(void **state) {
     (void)state;
     opsc_test_drain(&g_loop);
     uv_loop_close(&g_loop);
-    opsc_test_pg_stop(&g_pg);
+    if (g_pg_started) {
+        opsc_test_pg_stop(&g_pg);
+    }
     return 0;
 }
 
