@@ -7,7 +7,7 @@ bash packaging/install-deps.sh --test
 jobs=$(nproc)
 for preset in dev asan; do
     echo "=== $preset: configure and build" >&2
-    cmake --preset "$preset" >/dev/null
+    cmake --preset "$preset" -DOPSC_BUILD_TESTS=ON >/dev/null
     cmake --build --preset "$preset" -j"$jobs" >/dev/null
     echo "=== $preset: tests" >&2
     ctest --preset "$preset" -j"$jobs"
