@@ -12,8 +12,10 @@ test:
 run:
 	./run.sh
 
-bench: build
-	bash bench/run.sh
+bench:
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j$$(nproc)
+	OPSC_BENCH_BIN=build/release/bin bash bench/run.sh
 
 asan:
 	cmake --preset asan >/dev/null

@@ -237,8 +237,16 @@ static void opsc__log_timestamp(char *out, size_t outlen) {
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+    size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n > 0 && n + 6 <= outlen) {
+        unsigned ms = (unsigned)(ts.tv_nsec / 1000000) % 1000u;
+        out[n++] = '.';
+        out[n++] = (char)('0' + ms / 100);
+        out[n++] = (char)('0' + ms / 10 % 10);
+        out[n++] = (char)('0' + ms % 10);
+        out[n++] = 'Z';
+        out[n] = '\0';
+    }
 }
 
 static void opsc__log_emit(const char *line, size_t len) {

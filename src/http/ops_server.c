@@ -1002,10 +1002,14 @@ static void listener_closed(uv_handle_t *h) {
 }
 
 static void format_addr(const opsc_listen_t *a, int port, char *out, size_t outlen) {
+    /* A local copy: callers format into the struct that holds `a` (-Wrestrict). */
+    char host[sizeof(a->host)];
+    memcpy(host, a->host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
     if (a->family == AF_INET6) {
-        snprintf(out, outlen, "[%s]:%d", a->host, port);
+        snprintf(out, outlen, "[%s]:%d", host, port);
     } else {
-        snprintf(out, outlen, "%s:%d", a->host, port);
+        snprintf(out, outlen, "%s:%d", host, port);
     }
 }
 

@@ -93,10 +93,14 @@ static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
 }
 
 static void format_name(const opsc_listen_t *a, int port, char *out, size_t outlen) {
+    /* A local copy: callers format into the struct that holds `a` (-Wrestrict). */
+    char host[sizeof(a->host)];
+    memcpy(host, a->host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
     if (a->family == AF_INET6) {
-        snprintf(out, outlen, "udp6:[%s]:%d", a->host, port);
+        snprintf(out, outlen, "udp6:[%s]:%d", host, port);
     } else {
-        snprintf(out, outlen, "udp:%s:%d", a->host, port);
+        snprintf(out, outlen, "udp:%s:%d", host, port);
     }
 }
 

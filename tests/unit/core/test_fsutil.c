@@ -39,7 +39,8 @@ static int teardown(void **state) {
 }
 
 static void path_in(char *out, size_t outlen, const char *rel) {
-    snprintf(out, outlen, "%s/%s", tmpdir, rel);
+    int n = snprintf(out, outlen, "%s/%s", tmpdir, rel);
+    assert_true(n > 0 && (size_t)n < outlen);
 }
 
 static void write_file(const char *path, const char *content) {

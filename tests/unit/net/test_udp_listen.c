@@ -94,7 +94,7 @@ static void make_payload(int i, char *buf) {
     size_t len = payload_len(i);
     size_t k;
 
-    snprintf(buf, 12, "trap %05d ", i);
+    snprintf(buf, 12, "trap %05u ", (unsigned)i % 100000u);
     for (k = 11; k < len; k++) {
         buf[k] = (char)('a' + (int)((k + (size_t)i) % 26));
     }
