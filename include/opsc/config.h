@@ -155,6 +155,8 @@ int opsc_listen_parse_list(const char *text, opsc_proto_t proto, opsc_listen_lis
 
 /** One address as text: "1.2.3.4:80", "[::1]:80", "udp:0.0.0.0:162", "udp6:[::]:162". */
 void opsc_listen_format(const opsc_listen_t *addr, char *out, size_t outlen);
+/** The same with another port (the one actually bound when the configured port is 0). */
+void opsc_listen_format_port(const opsc_listen_t *addr, int port, char *out, size_t outlen);
 
 /** The key with this path ("log.level"), or NULL. */
 const opsc_config_key_t *opsc_config_find_key(const char *path);

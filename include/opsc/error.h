@@ -1,6 +1,8 @@
 #ifndef OPSC_ERROR_H
 #define OPSC_ERROR_H
 
+#include <stddef.h>
+
 /*
  * Error codes. Functions return 0 or a negative code. libuv's codes (negative
  * errno values) pass through unchanged; OpsConductor's own codes live below
@@ -33,6 +35,13 @@ typedef enum {
 
 /** Human-readable text for any code this project returns (ours, libuv's, errno). Static. */
 const char *opsc_strerror(int err);
+
+/**
+ * Write a one-line message into a caller's error buffer (newlines become
+ * spaces). NULL or empty buffers are ignored.
+ */
+void opsc_errbuf_printf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** Symbolic name ("OPSC_EQUEUE_FULL", "ECONNREFUSED"). Static. */
 const char *opsc_err_name(int err);

@@ -110,25 +110,6 @@ const size_t opsc_config_keys_count = OPSC__KEYS_N;
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-static void opsc__errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write one line: whatever the inputs held, no newline survives. */
-static void opsc__errf(char *errbuf, size_t errlen, const char *fmt, ...) {
-    if (errbuf == NULL || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    for (char *p = errbuf; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r') {
-            *p = ' ';
-        }
-    }
-}
-
 /* `s` in double quotes, escaped, cut after 60 bytes ("..." then). */
 static void opsc__quote(const char *s, char *out, size_t outlen) {
     size_t o = 0;
@@ -463,7 +444,7 @@ static int opsc__listen_append(const char *text, opsc_proto_t proto, opsc_listen
         size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
         char raw[256];
         if (n >= sizeof(raw)) {
-            opsc__errf(errbuf, errlen, "address too long (%zu bytes)", n);
+            opsc_errbuf_printf(errbuf, errlen, "address too long (%zu bytes)", n);
             return OPSC_ECONFIG;
         }
         memcpy(raw, p, n);
@@ -471,26 +452,26 @@ static int opsc__listen_append(const char *text, opsc_proto_t proto, opsc_listen
         opsc__trim(raw, item, sizeof(item));
         if (item[0] == '\0') {
             opsc__quote(text, q, sizeof(q));
-            opsc__errf(errbuf, errlen, "%s: empty address in the list", q);
+            opsc_errbuf_printf(errbuf, errlen, "%s: empty address in the list", q);
             return OPSC_ECONFIG;
         }
         opsc_listen_t a;
         const char *why = NULL;
         if (opsc__listen_parse_one(item, proto, &a, &why) != 0) {
             opsc__quote(item, q, sizeof(q));
-            opsc__errf(errbuf, errlen, "%s: %s", q, why);
+            opsc_errbuf_printf(errbuf, errlen, "%s: %s", q, why);
             return OPSC_ECONFIG;
         }
         for (int i = 0; i < list->count; i++) {
             /* Port 0 (ephemeral, tests) may repeat: every bind gets its own port. */
             if (a.port != 0 && opsc__listen_same(&list->addr[i], &a)) {
                 opsc__quote(item, q, sizeof(q));
-                opsc__errf(errbuf, errlen, "%s: duplicate address", q);
+                opsc_errbuf_printf(errbuf, errlen, "%s: duplicate address", q);
                 return OPSC_ECONFIG;
             }
         }
         if (list->count >= OPSC_LISTEN_MAX) {
-            opsc__errf(errbuf, errlen, "too many addresses (at most %d)", OPSC_LISTEN_MAX);
+            opsc_errbuf_printf(errbuf, errlen, "too many addresses (at most %d)", OPSC_LISTEN_MAX);
             return OPSC_ECONFIG;
         }
         list->addr[list->count++] = a;
@@ -509,7 +490,7 @@ int opsc_listen_parse_list(const char *text, opsc_proto_t proto, opsc_listen_lis
     memset(&tmp, 0, sizeof(tmp));
     opsc__trim(text != NULL ? text : "", trimmed, sizeof(trimmed));
     if (trimmed[0] == '\0') {
-        opsc__errf(errbuf, errlen, "no address given");
+        opsc_errbuf_printf(errbuf, errlen, "no address given");
         return OPSC_ECONFIG;
     }
     int rc = opsc__listen_append(text, proto, &tmp, errbuf, errlen);
@@ -520,16 +501,24 @@ int opsc_listen_parse_list(const char *text, opsc_proto_t proto, opsc_listen_lis
     return 0;
 }
 
-void opsc_listen_format(const opsc_listen_t *a, char *out, size_t outlen) {
+void opsc_listen_format_port(const opsc_listen_t *a, int port, char *out, size_t outlen) {
     const char *prefix = "";
+    /* A local copy: callers may format into the struct that holds `a`. */
+    char host[sizeof(a->host)];
+    memcpy(host, a->host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
     if (a->proto == OPSC_PROTO_UDP) {
         prefix = a->family == AF_INET6 ? "udp6:" : "udp:";
     }
     if (a->family == AF_INET6) {
-        snprintf(out, outlen, "%s[%s]:%d", prefix, a->host, a->port);
+        snprintf(out, outlen, "%s[%s]:%d", prefix, host, port);
     } else {
-        snprintf(out, outlen, "%s%s:%d", prefix, a->host, a->port);
+        snprintf(out, outlen, "%s%s:%d", prefix, host, port);
     }
+}
+
+void opsc_listen_format(const opsc_listen_t *a, char *out, size_t outlen) {
+    opsc_listen_format_port(a, a->port, out, outlen);
 }
 
 static void opsc__listen_list_format(const opsc_listen_list_t *l, char *out, size_t outlen) {
@@ -558,7 +547,7 @@ static void opsc__bad_value(const opsc_config_key_t *key, const char *text, char
     } else {
         opsc__quote(text, q, sizeof(q));
     }
-    opsc__errf(errbuf, errlen, "%s: expected %s, got %s", key->path, expected, q);
+    opsc_errbuf_printf(errbuf, errlen, "%s: expected %s, got %s", key->path, expected, q);
 }
 
 static void opsc__expected(const opsc_config_key_t *key, char *out, size_t outlen) {
@@ -616,7 +605,7 @@ int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void
         } else {
             copy = opsc_strdup(text);
             if (copy == NULL) {
-                opsc__errf(errbuf, errlen, "%s: out of memory", key->path);
+                opsc_errbuf_printf(errbuf, errlen, "%s: out of memory", key->path);
                 return OPSC_ECONFIG;
             }
         }
@@ -677,7 +666,7 @@ int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void
         char why[256];
         opsc_proto_t proto = key->type == OPSC_CFG_LISTEN_UDP ? OPSC_PROTO_UDP : OPSC_PROTO_TCP;
         if (opsc_listen_parse_list(t, proto, dst, why, sizeof(why)) != 0) {
-            opsc__errf(errbuf, errlen, "%s: %s; expected %s", key->path, why, expected);
+            opsc_errbuf_printf(errbuf, errlen, "%s: %s; expected %s", key->path, why, expected);
             return OPSC_ECONFIG;
         }
         return 0;
@@ -685,7 +674,7 @@ int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void
     case OPSC_CFG_STRING:
         break;
     }
-    opsc__errf(errbuf, errlen, "%s: unsupported key type", key->path);
+    opsc_errbuf_printf(errbuf, errlen, "%s: unsupported key type", key->path);
     return OPSC_ECONFIG;
 }
 
@@ -845,7 +834,7 @@ static int opsc__apply_text(opsc__load_t *ld, const opsc_config_key_t *key, cons
                             const char *src) {
     char err[512];
     if (opsc_config_parse_value(key, text, opsc__field(ld->cfg, key), err, sizeof(err)) != 0) {
-        opsc__errf(ld->errbuf, ld->errlen, "%s (%s)", err, src);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s (%s)", err, src);
         return OPSC_ECONFIG;
     }
     opsc__set_src(ld, key, src);
@@ -902,10 +891,10 @@ static void opsc__unknown_key(opsc__load_t *ld, const char *name, int line) {
     const char *alt = opsc__suggest(name);
     opsc__quote(name, q, sizeof(q));
     if (alt != NULL) {
-        opsc__errf(ld->errbuf, ld->errlen, "unknown key %s, did you mean \"%s\"? (%s:%d)", q, alt,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "unknown key %s, did you mean \"%s\"? (%s:%d)", q, alt,
                    ld->path, line);
     } else {
-        opsc__errf(ld->errbuf, ld->errlen, "unknown key %s (%s:%d)", q, ld->path, line);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "unknown key %s (%s:%d)", q, ld->path, line);
     }
 }
 
@@ -994,7 +983,7 @@ static int opsc__apply_listen_seq(opsc__load_t *ld, const opsc_config_key_t *key
     while ((item = fy_node_sequence_iterate(seq, &it)) != NULL) {
         int line = opsc__node_line(item, key_line);
         if (!fy_node_is_scalar(item) || opsc__node_is_null(item)) {
-            opsc__errf(ld->errbuf, ld->errlen, "%s: expected %s, got %s in the sequence (%s:%d)",
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected %s, got %s in the sequence (%s:%d)",
                        key->path, opsc__listen_expect(proto),
                        opsc__node_is_null(item) ? "an empty item" : opsc__node_kind(item), ld->path,
                        line);
@@ -1003,20 +992,20 @@ static int opsc__apply_listen_seq(opsc__load_t *ld, const opsc_config_key_t *key
         int has_nul;
         char *text = opsc__scalar_dup(item, &has_nul);
         if (text == NULL) {
-            opsc__errf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
                        has_nul ? "value contains a NUL byte" : "out of memory", ld->path, line);
             return OPSC_ECONFIG;
         }
         int rc = opsc__listen_append(text, proto, &list, why, sizeof(why));
         opsc_free(text);
         if (rc != 0) {
-            opsc__errf(ld->errbuf, ld->errlen, "%s: %s; expected %s (%s:%d)", key->path, why,
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s; expected %s (%s:%d)", key->path, why,
                        opsc__listen_expect(proto), ld->path, line);
             return OPSC_ECONFIG;
         }
     }
     if (list.count == 0) {
-        opsc__errf(ld->errbuf, ld->errlen, "%s: expected %s, got an empty sequence (%s:%d)",
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected %s, got an empty sequence (%s:%d)",
                    key->path, opsc__listen_expect(proto), ld->path, key_line);
         return OPSC_ECONFIG;
     }
@@ -1034,7 +1023,7 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
     char src[1200];
 
     if (ld->file_line[idx] != 0) {
-        opsc__errf(ld->errbuf, ld->errlen, "%s: set twice in the config file (%s:%d and line %d)",
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: set twice in the config file (%s:%d and line %d)",
                    key->path, ld->path, ld->file_line[idx], key_line);
         return OPSC_ECONFIG;
     }
@@ -1045,7 +1034,7 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
         return opsc__apply_listen_seq(ld, key, val, key_line);
     }
     if (val != NULL && !fy_node_is_scalar(val)) {
-        opsc__errf(ld->errbuf, ld->errlen, "%s: expected a single value, got %s (%s:%d)", key->path,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected a single value, got %s (%s:%d)", key->path,
                    opsc__node_kind(val), ld->path, key_line);
         return OPSC_ECONFIG;
     }
@@ -1058,7 +1047,7 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
     int has_nul;
     char *text = opsc__scalar_dup(val, &has_nul);
     if (text == NULL) {
-        opsc__errf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
                    has_nul ? "value contains a NUL byte" : "out of memory", ld->path, line);
         return OPSC_ECONFIG;
     }
@@ -1071,7 +1060,7 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
 static int opsc__pair_name(opsc__load_t *ld, struct fy_node *k, int fallback_line, char *out,
                            size_t outlen) {
     if (k == NULL || !fy_node_is_scalar(k) || opsc__node_is_null(k)) {
-        opsc__errf(ld->errbuf, ld->errlen, "config keys must be plain names, got %s (%s:%d)",
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "config keys must be plain names, got %s (%s:%d)",
                    k == NULL || opsc__node_is_null(k) ? "an empty key" : opsc__node_kind(k),
                    ld->path, opsc__node_line(k, fallback_line));
         return -1;
@@ -1117,7 +1106,7 @@ static int opsc__load_root(opsc__load_t *ld, struct fy_node *root) {
         return 0; /* empty file or only comments: all defaults */
     }
     if (!fy_node_is_mapping(root)) {
-        opsc__errf(ld->errbuf, ld->errlen,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
                    "the config file must be a mapping of keys (key: value) at the top level, "
                    "got %s (%s:%d)",
                    opsc__node_kind(root), ld->path, opsc__node_line(root, 1));
@@ -1158,7 +1147,7 @@ static int opsc__load_root(opsc__load_t *ld, struct fy_node *root) {
                 snprintf(tmp, sizeof(tmp), "%.*s", (int)(len < 79 ? len : 79), s);
                 opsc__quote(tmp, q, sizeof(q));
             }
-            opsc__errf(ld->errbuf, ld->errlen,
+            opsc_errbuf_printf(ld->errbuf, ld->errlen,
                        "%s: expected a mapping of %s.* keys, got %s%s%s (%s:%d)", name, name,
                        opsc__node_kind(v), q[0] ? " " : "", q, ld->path, opsc__node_line(v, line));
             return OPSC_ECONFIG;
@@ -1200,11 +1189,11 @@ static void opsc__yaml_error(opsc__load_t *ld, struct fy_diag *diag, const opsc_
         if (e->type < FYET_ERROR) {
             continue;
         }
-        opsc__errf(ld->errbuf, ld->errlen, "invalid YAML: %s (%s:%d:%d)",
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "invalid YAML: %s (%s:%d:%d)",
                    e->msg != NULL ? e->msg : "syntax error", ld->path, e->line, e->column);
         return;
     }
-    opsc__errf(ld->errbuf, ld->errlen, "invalid YAML: %s (%s)",
+    opsc_errbuf_printf(ld->errbuf, ld->errlen, "invalid YAML: %s (%s)",
                ctx->first[0] != '\0' ? ctx->first : "syntax error", ld->path);
 }
 
@@ -1222,12 +1211,12 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
     ld->path = path;
     int err = opsc_read_file(path, &text, &len, OPSC__CONFIG_FILE_MAX);
     if (err == OPSC_ETOOBIG) {
-        opsc__errf(ld->errbuf, ld->errlen, "config file %s is larger than %d KiB", path,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "config file %s is larger than %d KiB", path,
                    OPSC__CONFIG_FILE_MAX / 1024);
         goto cleanup;
     }
     if (err != 0) {
-        opsc__errf(ld->errbuf, ld->errlen, "cannot read config file %s: %s", path,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot read config file %s: %s", path,
                    opsc_strerror(err));
         goto cleanup;
     }
@@ -1240,7 +1229,7 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
     dcfg.colorize = false;
     diag = fy_diag_create(&dcfg);
     if (diag == NULL) {
-        opsc__errf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory", path);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory", path);
         goto cleanup;
     }
     fy_diag_set_collect_errors(diag, true);
@@ -1251,7 +1240,7 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
     pcfg.diag = diag;
     fyp = fy_parser_create(&pcfg);
     if (fyp == NULL || fy_parser_set_string(fyp, text, len) != 0) {
-        opsc__errf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory", path);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory", path);
         goto cleanup;
     }
 
@@ -1270,7 +1259,7 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
         goto cleanup;
     }
     if (doc2 != NULL) {
-        opsc__errf(ld->errbuf, ld->errlen,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
                    "config file %s holds more than one YAML document (remove the extra '---')",
                    path);
         goto cleanup;
@@ -1329,7 +1318,7 @@ static int opsc__check(opsc__load_t *ld) {
         char vmin[32], vmax[32];
         opsc__fmt_duration(c->database.reconnect_min_ms, vmin, sizeof(vmin));
         opsc__fmt_duration(c->database.reconnect_max_ms, vmax, sizeof(vmax));
-        opsc__errf(ld->errbuf, ld->errlen,
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
                    "database.reconnect_min: expected at most database.reconnect_max (%s, %s), "
                    "got %s (%s)",
                    vmax, ld->src[opsc__key_index(kmax)], vmin, ld->src[opsc__key_index(kmin)]);
@@ -1347,7 +1336,7 @@ int opsc_config_load(opsc_config_t *cfg, const char *path, char *const *envp, ch
         errbuf[0] = '\0';
     }
     if (ld == NULL) {
-        opsc__errf(errbuf, errlen, "cannot load the configuration: out of memory");
+        opsc_errbuf_printf(errbuf, errlen, "cannot load the configuration: out of memory");
         return OPSC_ECONFIG;
     }
     ld->cfg = cfg;

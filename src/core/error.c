@@ -7,6 +7,8 @@
  * only hand them codes listed in UV_ERRNO_MAP and answer "unknown error"
  * ourselves for everything else.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include "opsc/error.h"
 
 #include <uv.h>
@@ -56,4 +58,19 @@ const char *opsc_err_name(int err) {
         return uv_err_name(err);
     }
     return "UNKNOWN";
+}
+
+void opsc_errbuf_printf(char *errbuf, size_t errlen, const char *fmt, ...) {
+    if (errbuf == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = errbuf; *p != '\0'; p++) {
+        if (*p == '\n' || *p == '\r') {
+            *p = ' ';
+        }
+    }
 }

@@ -60,20 +60,6 @@ static opsc_log_ratelimit_t opsc__http_log_rl = OPSC_LOG_RATELIMIT_INIT(10000, 1
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-
-    if (errbuf == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const char *reason_phrase(int status) {
     switch (status) {
     case 200:
@@ -1001,18 +987,6 @@ static void listener_closed(uv_handle_t *h) {
     maybe_finish(srv);
 }
 
-static void format_addr(const opsc_listen_t *a, int port, char *out, size_t outlen) {
-    /* A local copy: callers format into the struct that holds `a` (-Wrestrict). */
-    char host[sizeof(a->host)];
-    memcpy(host, a->host, sizeof(host));
-    host[sizeof(host) - 1] = '\0';
-    if (a->family == AF_INET6) {
-        snprintf(out, outlen, "[%s]:%d", host, port);
-    } else {
-        snprintf(out, outlen, "%s:%d", host, port);
-    }
-}
-
 static int sock_port(const uv_tcp_t *h) {
     struct sockaddr_storage ss;
     int len = (int)sizeof(ss);
@@ -1035,7 +1009,7 @@ static int listen_one(opsc_ops_server_t *srv, int idx, char *errbuf, size_t errl
     int err;
 
     l->srv = srv;
-    format_addr(a, a->port, l->name, sizeof(l->name));
+    opsc_listen_format_port(a, a->port, l->name, sizeof(l->name));
     memset(&ss, 0, sizeof(ss));
     if (a->family == AF_INET6) {
         err = uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss);
@@ -1045,12 +1019,12 @@ static int listen_one(opsc_ops_server_t *srv, int idx, char *errbuf, size_t errl
     }
     if (err != 0 || a->port < 0 || a->port > 65535 || a->proto != OPSC_PROTO_TCP ||
         (a->family != AF_INET && a->family != AF_INET6)) {
-        set_err(errbuf, errlen, "http.listen %s: not a numeric TCP address", l->name);
+        opsc_errbuf_printf(errbuf, errlen, "http.listen %s: not a numeric TCP address", l->name);
         return OPSC_ECONFIG;
     }
     err = uv_tcp_init(srv->loop, &l->tcp);
     if (err != 0) {
-        set_err(errbuf, errlen, "http.listen %s: %s", l->name, uv_strerror(err));
+        opsc_errbuf_printf(errbuf, errlen, "http.listen %s: %s", l->name, uv_strerror(err));
         return err;
     }
     l->tcp.data = l;
@@ -1063,12 +1037,12 @@ static int listen_one(opsc_ops_server_t *srv, int idx, char *errbuf, size_t errl
         err = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
     }
     if (err != 0) {
-        set_err(errbuf, errlen, "http.listen %s: %s%s", l->name, uv_strerror(err),
+        opsc_errbuf_printf(errbuf, errlen, "http.listen %s: %s%s", l->name, uv_strerror(err),
                 err == UV_EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
         return err;
     }
     if (a->port == 0) {
-        format_addr(a, sock_port(&l->tcp), l->name, sizeof(l->name));
+        opsc_listen_format_port(a, sock_port(&l->tcp), l->name, sizeof(l->name));
     }
     opsc_log_info(LOG_COMP, "listening on http://%s", l->name);
     return 0;
@@ -1102,12 +1076,12 @@ int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts
     ignore_sigpipe();
     if (opts == NULL || opts->listen == NULL || opts->listen->count <= 0 ||
         opts->listen->count > OPSC_LISTEN_MAX) {
-        set_err(errbuf, errlen, "http.listen: no address to listen on");
+        opsc_errbuf_printf(errbuf, errlen, "http.listen: no address to listen on");
         return OPSC_ECONFIG;
     }
     srv = opsc_calloc(1, sizeof(*srv));
     if (srv == NULL) {
-        set_err(errbuf, errlen, "http: out of memory");
+        opsc_errbuf_printf(errbuf, errlen, "http: out of memory");
         return OPSC_ENOMEM;
     }
     srv->loop = loop;

@@ -78,32 +78,6 @@ struct opsc_udp_listen_s {
 
 static opsc_log_ratelimit_t opsc__udp_log_rl = OPSC_LOG_RATELIMIT_INIT(10000, 10);
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-
-    if (errbuf == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static void format_name(const opsc_listen_t *a, int port, char *out, size_t outlen) {
-    /* A local copy: callers format into the struct that holds `a` (-Wrestrict). */
-    char host[sizeof(a->host)];
-    memcpy(host, a->host, sizeof(host));
-    host[sizeof(host) - 1] = '\0';
-    if (a->family == AF_INET6) {
-        snprintf(out, outlen, "udp6:[%s]:%d", host, port);
-    } else {
-        snprintf(out, outlen, "udp:%s:%d", host, port);
-    }
-}
-
 static int sock_port(const uv_udp_t *h) {
     struct sockaddr_storage ss;
     int len = (int)sizeof(ss);
@@ -251,7 +225,7 @@ static int bind_one(opsc_udp_listen_t *u, int idx, char *errbuf, size_t errlen) 
     int err;
 
     s->owner = u;
-    format_name(a, a->port, s->name, sizeof(s->name));
+    opsc_listen_format_port(a, a->port, s->name, sizeof(s->name));
     memset(&ss, 0, sizeof(ss));
     if (a->family == AF_INET6) {
         err = uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss);
@@ -261,20 +235,20 @@ static int bind_one(opsc_udp_listen_t *u, int idx, char *errbuf, size_t errlen) 
     }
     if (err != 0 || a->port < 0 || a->port > 65535 || a->proto != OPSC_PROTO_UDP ||
         (a->family != AF_INET && a->family != AF_INET6)) {
-        set_err(errbuf, errlen, "snmp.listen %s: not a numeric UDP address", s->name);
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen %s: not a numeric UDP address", s->name);
         return OPSC_ECONFIG;
     }
     s->rbuf_len = (size_t)OPSC__UDP_SLOTS * OPSC__UDP_SLOT;
     s->rbuf = opsc_malloc(s->rbuf_len);
     if (s->rbuf == NULL) {
-        set_err(errbuf, errlen, "snmp.listen %s: out of memory", s->name);
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen %s: out of memory", s->name);
         return OPSC_ENOMEM;
     }
     err = uv_udp_init_ex(u->loop, &s->udp, (unsigned int)a->family | UV_UDP_RECVMMSG);
     if (err != 0) {
         opsc_free(s->rbuf);
         s->rbuf = NULL;
-        set_err(errbuf, errlen, "snmp.listen %s: %s", s->name, uv_strerror(err));
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen %s: %s", s->name, uv_strerror(err));
         return err;
     }
     s->udp.data = s;
@@ -283,17 +257,17 @@ static int bind_one(opsc_udp_listen_t *u, int idx, char *errbuf, size_t errlen) 
     u->nsocks = idx + 1;
     err = uv_udp_bind(&s->udp, (const struct sockaddr *)&ss, flags);
     if (err != 0) {
-        set_err(errbuf, errlen, "snmp.listen %s: %s%s", s->name, uv_strerror(err),
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen %s: %s%s", s->name, uv_strerror(err),
                 err == UV_EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
         return err;
     }
     if (a->port == 0) {
-        format_name(a, sock_port(&s->udp), s->name, sizeof(s->name));
+        opsc_listen_format_port(a, sock_port(&s->udp), s->name, sizeof(s->name));
     }
     set_rcvbuf(s);
     err = uv_udp_recv_start(&s->udp, udp_alloc_cb, udp_recv_cb);
     if (err != 0) {
-        set_err(errbuf, errlen, "snmp.listen %s: %s", s->name, uv_strerror(err));
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen %s: %s", s->name, uv_strerror(err));
         return err;
     }
     opsc_log_info(LOG_COMP, "listening on %s (recvmmsg %s)", s->name,
@@ -310,12 +284,12 @@ int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen,
 
     *out = NULL;
     if (listen == NULL || listen->count <= 0 || listen->count > OPSC_LISTEN_MAX) {
-        set_err(errbuf, errlen, "snmp.listen: no address to listen on");
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen: no address to listen on");
         return OPSC_ECONFIG;
     }
     u = opsc_calloc(1, sizeof(*u));
     if (u == NULL) {
-        set_err(errbuf, errlen, "snmp.listen: out of memory");
+        opsc_errbuf_printf(errbuf, errlen, "snmp.listen: out of memory");
         return OPSC_ENOMEM;
     }
     u->loop = loop;

@@ -186,19 +186,6 @@ static int epg_fmt(char *out, size_t len, const char *fmt, ...) {
     return 0;
 }
 
-static void epg_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void epg_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-
-    if (!errbuf || !errlen) {
-        return;
-    }
-    va_start(ap, fmt);
-    (void)vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int epg_is_exec(const char *dir, const char *name) {
     char p[EPG_PATH_MAX];
     struct stat st;
@@ -1293,7 +1280,7 @@ static int epg_resolve_user(opsc_embedded_pg_t *epg, const opsc_embedded_pg_opti
     user = opts->user && *opts->user ? opts->user : "postgres";
     pw = getpwnam(user);
     if (!pw) {
-        epg_err(errbuf, errlen,
+        opsc_errbuf_printf(errbuf, errlen,
                 "user '%s' does not exist: running as root, the embedded PostgreSQL must run as an "
                 "unprivileged user (apt-get install postgresql-15 creates 'postgres', or configure "
                 "another user)",
@@ -1301,7 +1288,7 @@ static int epg_resolve_user(opsc_embedded_pg_t *epg, const opsc_embedded_pg_opti
         return OPSC_ENOTFOUND;
     }
     if (pw->pw_uid == 0) {
-        epg_err(errbuf, errlen,
+        opsc_errbuf_printf(errbuf, errlen,
                 "user '%s' has uid 0: PostgreSQL refuses to run as root; configure an "
                 "unprivileged user",
                 user);
@@ -1310,7 +1297,7 @@ static int epg_resolve_user(opsc_embedded_pg_t *epg, const opsc_embedded_pg_opti
     epg->uid = pw->pw_uid;
     epg->gid = pw->pw_gid;
     if (epg_fmt(epg->user, sizeof(epg->user), "%s", user) < 0) {
-        epg_err(errbuf, errlen, "user name too long: %s", user);
+        opsc_errbuf_printf(errbuf, errlen, "user name too long: %s", user);
         return OPSC_ECONFIG;
     }
     return 0;
@@ -1326,7 +1313,7 @@ static int epg_relocate(opsc_embedded_pg_t *epg, const char *blocker, char *errb
     memcpy(orig, epg->cluster, sizeof(orig));
     r = opsc__epg_relocation_base(epg->data_dir[0] ? epg->data_dir : orig, base, sizeof(base));
     if (r < 0) {
-        epg_err(errbuf, errlen, "cannot hash the data dir for the cluster's new location");
+        opsc_errbuf_printf(errbuf, errlen, "cannot hash the data dir for the cluster's new location");
         return r;
     }
     r = opsc_mkdir_p(EPG_RELOCATE_ROOT, 0755);
@@ -1334,13 +1321,13 @@ static int epg_relocate(opsc_embedded_pg_t *epg, const char *blocker, char *errb
         r = epg_own_dir(epg, base, 0700);
     }
     if (r < 0) {
-        epg_err(errbuf, errlen, "cannot create %s for the PostgreSQL cluster: %s", base,
+        opsc_errbuf_printf(errbuf, errlen, "cannot create %s for the PostgreSQL cluster: %s", base,
                 opsc_strerror(r));
         return r;
     }
     if (!opsc__epg_can_traverse(base, epg->uid, epg->gid, why, sizeof(why)) ||
         epg_fmt(epg->cluster, sizeof(epg->cluster), "%s/pg", base) < 0) {
-        epg_err(errbuf, errlen,
+        opsc_errbuf_printf(errbuf, errlen,
                 "user '%s' can reach neither %s (blocked at %s) nor %s (blocked at %s)", epg->user,
                 orig, blocker, base, why);
         return OPSC_ECONFIG;
@@ -1399,24 +1386,24 @@ static int epg_prepare_dirs(opsc_embedded_pg_t *epg, char *errbuf, size_t errlen
     memcpy(parent, epg->cluster, sizeof(parent));
     slash = strrchr(parent, '/');
     if (!slash || slash == parent) {
-        epg_err(errbuf, errlen, "cluster dir %s must not be at the file system root", epg->cluster);
+        opsc_errbuf_printf(errbuf, errlen, "cluster dir %s must not be at the file system root", epg->cluster);
         return OPSC_ECONFIG;
     }
     *slash = '\0';
     r = opsc_mkdir_p(parent, 0755);
     if (r < 0) {
-        epg_err(errbuf, errlen, "cannot create %s: %s", parent, opsc_strerror(r));
+        opsc_errbuf_printf(errbuf, errlen, "cannot create %s: %s", parent, opsc_strerror(r));
         return r;
     }
 
     if (stat(epg->cluster, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
-            epg_err(errbuf, errlen, "%s exists and is not a directory", epg->cluster);
+            opsc_errbuf_printf(errbuf, errlen, "%s exists and is not a directory", epg->cluster);
             return OPSC_ECONFIG;
         }
         if (epg_cluster_initialized(epg)) {
             if (st.st_uid != epg->uid) {
-                epg_err(errbuf, errlen,
+                opsc_errbuf_printf(errbuf, errlen,
                         "PostgreSQL cluster %s belongs to uid %u but runs as '%s' (uid %u): "
                         "chown -R %s %s",
                         epg->cluster, (unsigned)st.st_uid, epg->user, (unsigned)epg->uid, epg->user,
@@ -1424,7 +1411,7 @@ static int epg_prepare_dirs(opsc_embedded_pg_t *epg, char *errbuf, size_t errlen
                 return OPSC_ECONFIG;
             }
         } else if (!epg_dir_is_empty(epg->cluster)) {
-            epg_err(errbuf, errlen,
+            opsc_errbuf_printf(errbuf, errlen,
                     "%s is not empty but holds no PostgreSQL cluster (no PG_VERSION); "
                     "remove it or point the cluster dir elsewhere",
                     epg->cluster);
@@ -1436,7 +1423,7 @@ static int epg_prepare_dirs(opsc_embedded_pg_t *epg, char *errbuf, size_t errlen
         epg_fmt(epg->pidfile, sizeof(epg->pidfile), "%s/postmaster.pid", epg->cluster) < 0 ||
         epg_fmt(epg->dbmarker, sizeof(epg->dbmarker), "%s/%s", epg->cluster, EPG_DB_MARKER) < 0 ||
         epg_fmt(epg->sockdir, sizeof(epg->sockdir), "%s/pg-run", parent) < 0) {
-        epg_err(errbuf, errlen, "cluster path too long: %s", epg->cluster);
+        opsc_errbuf_printf(errbuf, errlen, "cluster path too long: %s", epg->cluster);
         return OPSC_ETOOBIG;
     }
     /* The socket path must fit sun_path; otherwise a short private dir under /tmp. */
@@ -1444,7 +1431,7 @@ static int epg_prepare_dirs(opsc_embedded_pg_t *epg, char *errbuf, size_t errlen
         char tmpl[] = "/tmp/opsc-pg-XXXXXX";
         if (!mkdtemp(tmpl)) {
             r = -errno;
-            epg_err(errbuf, errlen, "cannot create a socket dir under /tmp: %s", opsc_strerror(r));
+            opsc_errbuf_printf(errbuf, errlen, "cannot create a socket dir under /tmp: %s", opsc_strerror(r));
             return r;
         }
         memcpy(epg->sockdir, tmpl, sizeof(tmpl));
@@ -1454,7 +1441,7 @@ static int epg_prepare_dirs(opsc_embedded_pg_t *epg, char *errbuf, size_t errlen
     }
     r = epg_own_dir(epg, epg->sockdir, 0700);
     if (r < 0) {
-        epg_err(errbuf, errlen, "cannot prepare socket dir %s: %s", epg->sockdir, opsc_strerror(r));
+        opsc_errbuf_printf(errbuf, errlen, "cannot prepare socket dir %s: %s", epg->sockdir, opsc_strerror(r));
         return r;
     }
     return epg_fmt(epg->sockpath, sizeof(epg->sockpath), "%s/%s", epg->sockdir, EPG_SOCK_NAME);
@@ -1485,12 +1472,12 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
         *out = NULL;
     }
     if (!loop || !opts || !cb || !out || (!has_data_dir && !has_dir)) {
-        epg_err(errbuf, errlen, "embedded PostgreSQL needs a loop, a callback and a data dir");
+        opsc_errbuf_printf(errbuf, errlen, "embedded PostgreSQL needs a loop, a callback and a data dir");
         return OPSC_ECONFIG;
     }
     epg = opsc_calloc(1, sizeof(*epg));
     if (!epg) {
-        epg_err(errbuf, errlen, "out of memory");
+        opsc_errbuf_printf(errbuf, errlen, "out of memory");
         return OPSC_ENOMEM;
     }
     epg->loop = loop;
@@ -1501,7 +1488,7 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
     /* Binaries. */
     if (opts->bindir && *opts->bindir) {
         if (!opsc__epg_has_server_binaries(opts->bindir)) {
-            epg_err(errbuf, errlen, "no initdb and postgres in %s (configured bindir)",
+            opsc_errbuf_printf(errbuf, errlen, "no initdb and postgres in %s (configured bindir)",
                     opts->bindir);
             r = OPSC_ENOTFOUND;
             goto error;
@@ -1510,7 +1497,7 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
     } else {
         r = opsc_embedded_pg_find_bindir(epg->bindir, sizeof(epg->bindir));
         if (r < 0) {
-            epg_err(errbuf, errlen,
+            opsc_errbuf_printf(errbuf, errlen,
                     "PostgreSQL server binaries not found (apt-get install postgresql-15) "
                     "neither through `pg_config --bindir` nor in /usr/lib/postgresql/*/bin; "
                     "or configure a database URL instead of the embedded server");
@@ -1521,12 +1508,12 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
     if (r < 0 || epg_fmt(epg->bin_initdb, sizeof(epg->bin_initdb), "%s/initdb", epg->bindir) < 0 ||
         epg_fmt(epg->bin_postgres, sizeof(epg->bin_postgres), "%s/postgres", epg->bindir) < 0 ||
         epg_fmt(epg->bin_createdb, sizeof(epg->bin_createdb), "%s/createdb", epg->bindir) < 0) {
-        epg_err(errbuf, errlen, "bindir path too long");
+        opsc_errbuf_printf(errbuf, errlen, "bindir path too long");
         r = OPSC_ETOOBIG;
         goto error;
     }
     if (!epg_is_exec(epg->bindir, "createdb")) {
-        epg_err(errbuf, errlen, "%s not found (apt-get install postgresql-client-15)",
+        opsc_errbuf_printf(errbuf, errlen, "%s not found (apt-get install postgresql-client-15)",
                 epg->bin_createdb);
         r = OPSC_ENOTFOUND;
         goto error;
@@ -1536,7 +1523,7 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
     if (has_data_dir) {
         r = opsc_abspath(opts->data_dir, epg->data_dir, sizeof(epg->data_dir));
         if (r < 0) {
-            epg_err(errbuf, errlen, "bad data dir %s: %s", opts->data_dir, opsc_strerror(r));
+            opsc_errbuf_printf(errbuf, errlen, "bad data dir %s: %s", opts->data_dir, opsc_strerror(r));
             goto error;
         }
     }
@@ -1546,7 +1533,7 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
         r = epg_fmt(epg->cluster, sizeof(epg->cluster), "%s/pg", epg->data_dir);
     }
     if (r < 0) {
-        epg_err(errbuf, errlen, "bad cluster dir: %s", opsc_strerror(r));
+        opsc_errbuf_printf(errbuf, errlen, "bad cluster dir: %s", opsc_strerror(r));
         goto error;
     }
 
@@ -1580,7 +1567,7 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
     }
     epg->env = epg_build_env(epg->locale_arg);
     if (!epg->env) {
-        epg_err(errbuf, errlen, "out of memory");
+        opsc_errbuf_printf(errbuf, errlen, "out of memory");
         r = OPSC_ENOMEM;
         goto error;
     }
@@ -1592,7 +1579,7 @@ int opsc_embedded_pg_create(uv_loop_t *loop, const opsc_embedded_pg_options_t *o
                     host);
     }
     if (r < 0) {
-        epg_err(errbuf, errlen, "socket dir path too long");
+        opsc_errbuf_printf(errbuf, errlen, "socket dir path too long");
         goto error;
     }
 
