@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: install what is missing (as root), build, run the suite in
-# the dev build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# the dev build, under AddressSanitizer + UndefinedBehaviorSanitizer, and under
+# ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash packaging/install-deps.sh --test
@@ -10,7 +11,7 @@ jobs=$(nproc)
 echo "=== release: configure and build" >&2
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs" >/dev/null
-for preset in dev asan; do
+for preset in dev asan tsan; do
     echo "=== $preset: configure and build" >&2
     cmake --preset "$preset" -DOPSC_BUILD_TESTS=ON >/dev/null
     cmake --build --preset "$preset" -j"$jobs" >/dev/null
