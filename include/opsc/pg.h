@@ -63,7 +63,7 @@ int opsc_pg_pool_create(uv_loop_t *loop, const opsc_pg_options_t *opts, opsc_pg_
 /** Start connecting. State changes are reported through the state callback. */
 int opsc_pg_pool_start(opsc_pg_pool_t *pool);
 void opsc_pg_pool_set_state_cb(opsc_pg_pool_t *pool, opsc_pg_state_cb cb, void *arg);
-/** Change the conninfo used for the next (re)connect. */
+/** Change the conninfo used for the next (re)connect; disconnected connections retry at once. */
 int opsc_pg_pool_set_conninfo(opsc_pg_pool_t *pool, const char *conninfo);
 /**
  * Close: every request queued or in flight completes with OPSC_ESHUTDOWN

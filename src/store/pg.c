@@ -1125,6 +1125,14 @@ int opsc_pg_pool_set_conninfo(opsc_pg_pool_t *pool, const char *conninfo) {
     }
     opsc_free(pool->conninfo);
     pool->conninfo = n;
+    /* The server is (back) there: whoever waits out a backoff tries now. */
+    for (int i = 0; i < pool->nconns; i++) {
+        pg_conn_t *c = &pool->conns[i];
+        if (c->state == ST_DOWN && !pool->closing) {
+            c->backoff_ms = 0;
+            uv_timer_start(&c->timer, on_timer, 0, 0);
+        }
+    }
     return 0;
 }
 
