@@ -9,7 +9,7 @@ BUILD=(gcc libc6-dev make cmake pkg-config)
 LIBS=(libuv1-dev libpq-dev libc-ares-dev libmbedtls-dev uuid-dev libjansson-dev libfyaml-dev
       libsnmp-dev node-llhttp)
 RUNTIME=(postgresql-15 postgresql-client-15)
-TEST=(libcmocka-dev curl procps)
+TEST=(libcmocka-dev curl procps snmp)
 
 want=("${BUILD[@]}" "${LIBS[@]}" "${RUNTIME[@]}")
 [[ ${1:-} == --test ]] && want+=("${TEST[@]}")

@@ -26,9 +26,13 @@
 #include "opsc/loopstat.h"
 #include "opsc/metrics.h"
 #include "opsc/migrate.h"
+#include "opsc/normalize.h"
 #include "opsc/ops_server.h"
 #include "opsc/pg.h"
+#include "opsc/pipeline.h"
 #include "opsc/server.h"
+#include "opsc/snmp_decode.h"
+#include "opsc/store_sink.h"
 #include "opsc/udp_listen.h"
 #include "opsc/version.h"
 
@@ -58,9 +62,25 @@ struct opsc_server_s {
     opsc_udp_listen_t *udp;
     opsc_embedded_pg_t *epg;
     opsc_pg_pool_t *pool;
+    opsc_pipeline_t *pipeline;
+    opsc_store_t *store;
+
+    /* reference data being loaded for the pipeline */
+    opsc_store_mapping_row_t *maps;
+    size_t nmaps;
+    opsc_store_device_row_t *devs;
+    size_t ndevs;
+    int maps_loaded, devs_loaded, loading;
+    int pipeline_loaded; /* normalizer and active alerts handed to the pipeline */
+    uint64_t not_ready_drops;
+    unsigned char engine_id[OPSC_SNMP_ENGINE_ID_MAX];
+    size_t engine_id_len;
+    uint32_t engine_boots;
 
     int migrated;
     int migrating;
+    int pipeline_stopping;
+    int store_closing;
     int migrations_applied;
     char migrate_error[512];
 
@@ -106,6 +126,10 @@ static int ready_cb(void *arg, void (*add)(void *ctx, const char *reason), void 
     }
     if (!srv->udp) {
         add(ctx, "SNMP listeners not bound");
+        ready = 0;
+    }
+    if (!srv->pipeline_loaded || !srv->pipeline || !opsc_pipeline_ready(srv->pipeline)) {
+        add(ctx, "trap pipeline not loaded (OID mappings, devices, active alerts)");
         ready = 0;
     }
     return ready;
@@ -169,6 +193,19 @@ static void collect_udp(opsc_buf_t *out, void *arg) {
     }
 }
 
+static void collect_pipeline(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    opsc_metrics_family(out, "opsc_trap_not_ready_dropped_total", "counter",
+                        "Datagrams dropped because the pipeline was not loaded yet (start-up)");
+    opsc_metrics_sample_u64(out, "opsc_trap_not_ready_dropped_total", NULL, srv->not_ready_drops);
+    if (srv->pipeline) {
+        opsc_pipeline_metrics(out, srv->pipeline);
+    }
+    if (srv->store) {
+        opsc_store_metrics(out, srv->store);
+    }
+}
+
 static void collect_loop(opsc_buf_t *out, void *arg) {
     opsc_server_t *srv = arg;
     if (srv->loopstat) {
@@ -177,6 +214,154 @@ static void collect_loop(opsc_buf_t *out, void *arg) {
 }
 
 /* ---- database ----------------------------------------------------------- */
+
+/* ---- trap pipeline: reference data, changes, replies ---------------------- */
+
+static void maybe_hand_refdata(opsc_server_t *srv);
+
+static void on_mappings(opsc_store_mapping_row_t *rows, size_t n, int err, void *arg) {
+    opsc_server_t *srv = arg;
+    if (err) {
+        opsc_log_err(LOG, "loading oid_mappings failed (%s); retrying when the database is back",
+                     opsc_strerror(err));
+        srv->loading = 0;
+        return;
+    }
+    srv->maps = rows;
+    srv->nmaps = n;
+    srv->maps_loaded = 1;
+    maybe_hand_refdata(srv);
+}
+
+static void on_devices(opsc_store_device_row_t *rows, size_t n, int err, void *arg) {
+    opsc_server_t *srv = arg;
+    if (err) {
+        opsc_log_err(LOG, "loading devices failed (%s); retrying when the database is back",
+                     opsc_strerror(err));
+        srv->loading = 0;
+        return;
+    }
+    srv->devs = rows;
+    srv->ndevs = n;
+    srv->devs_loaded = 1;
+    maybe_hand_refdata(srv);
+}
+
+static void on_active(opsc_alert_t **alerts, size_t n, int err, void *arg) {
+    opsc_server_t *srv = arg;
+    if (err) {
+        opsc_log_err(LOG, "loading active alerts failed (%s); retrying when the database is back",
+                     opsc_strerror(err));
+        srv->loading = 0;
+        return;
+    }
+    if (!srv->pipeline || opsc_pipeline_load_active(srv->pipeline, alerts, n) != 0) {
+        opsc_store_alerts_free(alerts, n);
+        srv->loading = 0;
+        return;
+    }
+    /* Records are ordered: the normalizer went first, so traps may flow now. */
+    srv->pipeline_loaded = 1;
+    srv->loading = 0;
+    opsc_log_info(LOG, "trap pipeline loaded: %zu active alerts", n);
+}
+
+static void maybe_hand_refdata(opsc_server_t *srv) {
+    if (!srv->maps_loaded || !srv->devs_loaded || !srv->pipeline) {
+        return;
+    }
+    char err[512] = "";
+    opsc_oid_mapping_t *rows = opsc_calloc(srv->nmaps ? srv->nmaps : 1, sizeof(*rows));
+    opsc_device_ref_t *devs = opsc_calloc(srv->ndevs ? srv->ndevs : 1, sizeof(*devs));
+    opsc_normalizer_t *n = NULL;
+    if (rows && devs) {
+        for (size_t i = 0; i < srv->nmaps; i++) {
+            const opsc_store_mapping_row_t *m = &srv->maps[i];
+            rows[i] = (opsc_oid_mapping_t){
+                .id = m->id, .oid_pattern = m->oid_pattern, .vendor = m->vendor,
+                .alert_type = m->alert_type, .category = m->category,
+                .default_severity = m->default_severity, .title_template = m->title_template,
+                .description = m->description, .is_clear_event = m->is_clear_event,
+                .clear_oid_pattern = m->clear_oid_pattern, .mib_name = m->mib_name,
+                .mib_object = m->mib_object};
+        }
+        for (size_t i = 0; i < srv->ndevs; i++) {
+            devs[i] = (opsc_device_ref_t){.ip = srv->devs[i].ip_address,
+                                          .name = srv->devs[i].name,
+                                          .site = srv->devs[i].site};
+        }
+        n = opsc_normalizer_create(rows, srv->nmaps, devs, srv->ndevs, err, sizeof(err));
+    }
+    opsc_free(rows);
+    opsc_free(devs);
+    opsc_store_mapping_rows_free(srv->maps, srv->nmaps);
+    opsc_store_device_rows_free(srv->devs, srv->ndevs);
+    srv->maps = NULL;
+    srv->devs = NULL;
+    srv->maps_loaded = srv->devs_loaded = 0;
+    if (!n) {
+        opsc_log_err(LOG, "cannot use the OID mappings: %s", err[0] ? err : "out of memory");
+        opsc_server_shutdown(srv, 1);
+        return;
+    }
+    opsc_log_info(LOG, "OID mappings: %zu rules; devices: %zu", srv->nmaps, srv->ndevs);
+    if (opsc_pipeline_set_normalizer(srv->pipeline, n) != 0) {
+        opsc_normalizer_destroy(n);
+        srv->loading = 0;
+        return;
+    }
+    if (opsc_store_load_active(srv->store, on_active, srv) != 0) {
+        srv->loading = 0;
+    }
+}
+
+static void load_refdata(opsc_server_t *srv) {
+    if (srv->pipeline_loaded || srv->loading || !srv->store || srv->phase != PHASE_RUNNING) {
+        return;
+    }
+    srv->loading = 1;
+    if (opsc_store_load_mappings(srv->store, on_mappings, srv) != 0 ||
+        opsc_store_load_devices(srv->store, on_devices, srv) != 0) {
+        srv->loading = 0; /* the pool refused: the next writer-up tries again */
+    }
+}
+
+static int on_change(opsc_change_t *c, void *arg) {
+    opsc_server_t *srv = arg;
+    if (!srv->store) {
+        opsc_change_free(c); /* shutting down after the store closed: counted by the store */
+        return 0;
+    }
+    int rc = opsc_store_submit(srv->store, c);
+    if (rc == OPSC_EQUEUE_FULL) {
+        return 1; /* offered again shortly; the pipeline waits meanwhile */
+    }
+    if (rc != 0) {
+        opsc_log_err(LOG, "store refused a change: %s", opsc_strerror(rc));
+        opsc_change_free(c);
+    }
+    return 0;
+}
+
+static void on_reply(opsc_change_t *c, void *arg) {
+    opsc_server_t *srv = arg;
+    if (srv->udp) {
+        opsc_udp_listen_send(srv->udp, c->listener, c->reply, c->reply_len,
+                             (const struct sockaddr *)&c->reply_to);
+    }
+    opsc_change_free(c);
+}
+
+static void on_datagram(const void *data, size_t len, const struct sockaddr *from,
+                        uint64_t recv_ns, int listener, void *arg) {
+    opsc_server_t *srv = arg;
+    (void)recv_ns;
+    if (!srv->pipeline_loaded) {
+        srv->not_ready_drops++;
+        return;
+    }
+    opsc_pipeline_push_datagram(srv->pipeline, data, len, from, listener);
+}
 
 static void on_migrated(int err, int applied, const char *message, void *arg) {
     opsc_server_t *srv = arg;
@@ -187,6 +372,18 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
         srv->migrate_error[0] = '\0';
         opsc_log_info(LOG, "database schema current (%zu migrations, %d applied now)",
                       opsc_migrations_count, applied);
+        if (!srv->store) {
+            /* The store's own drain bound is the shutdown bound. */
+            opsc_store_options_t so = {.drain_timeout_ms = (int)srv->cfg.shutdown_timeout_ms};
+            int rc = opsc_store_create(srv->loop, srv->pool, &so, &srv->store);
+            if (rc != 0) {
+                opsc_log_err(LOG, "cannot create the store: %s", opsc_strerror(rc));
+                opsc_server_shutdown(srv, 1);
+                return;
+            }
+            opsc_store_set_reply_cb(srv->store, on_reply, srv);
+        }
+        load_refdata(srv);
         return;
     }
     if (err == OPSC_EDB_CONN_LOST || err == OPSC_ESHUTDOWN) {
@@ -203,6 +400,9 @@ static void on_writer_state(opsc_pg_pool_t *pool, int up, void *arg) {
     if (!up) {
         opsc_log_warn(LOG, "database writer connection down: %s", opsc_pg_pool_last_error(pool));
         return;
+    }
+    if (srv->migrated) {
+        load_refdata(srv); /* a load that failed with the connection is retried */
     }
     if (!srv->migrated && !srv->migrating && srv->phase == PHASE_RUNNING) {
         int rc = opsc_migrate_run(pool, opsc_migrations, opsc_migrations_count, on_migrated, srv);
@@ -375,6 +575,18 @@ static void on_udp_closed(void *arg) {
     shutdown_step(srv);
 }
 
+static void on_pipeline_stopped(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->pipeline = NULL;
+    shutdown_step(srv);
+}
+
+static void on_store_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->store = NULL;
+    shutdown_step(srv);
+}
+
 static void on_drain_tick(uv_timer_t *t) {
     shutdown_step(t->data);
 }
@@ -393,6 +605,21 @@ static void shutdown_step(opsc_server_t *srv) {
             opsc_ops_server_abort(srv->http);
         } else if (!uv_is_active((uv_handle_t *)&srv->drain_timer)) {
             uv_timer_start(&srv->drain_timer, on_drain_tick, 10, 10);
+        }
+        return;
+    }
+    if (srv->pipeline) {
+        /* Everything received is decided and handed to the store first. */
+        if (srv->phase == PHASE_DRAINING && !srv->pipeline_stopping) {
+            srv->pipeline_stopping = 1;
+            opsc_pipeline_stop(srv->pipeline, on_pipeline_stopped, srv);
+        }
+        return;
+    }
+    if (srv->store) {
+        if (!srv->store_closing) {
+            srv->store_closing = 1;
+            opsc_store_close(srv->store, on_store_closed, srv);
         }
         return;
     }
@@ -485,8 +712,40 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     opsc_metrics_register(srv->metrics, collect_pool, srv);
     opsc_metrics_register(srv->metrics, collect_epg, srv);
     opsc_metrics_register(srv->metrics, collect_udp, srv);
+    opsc_metrics_register(srv->metrics, collect_pipeline, srv);
     *out = srv;
     return 0;
+}
+
+static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
+    int rc;
+    const opsc_engine_id_t *cfg_id = &srv->cfg.snmp.engine_id;
+    if (cfg_id->len > 0) {
+        memcpy(srv->engine_id, cfg_id->bytes, cfg_id->len);
+        srv->engine_id_len = cfg_id->len;
+    } else if ((rc = opsc_snmp_engine_id_load_or_create(srv->data_dir, srv->engine_id,
+                                                        &srv->engine_id_len, errbuf, errlen)) != 0) {
+        return rc;
+    }
+    if ((rc = opsc_snmp_engine_boots_next(srv->data_dir, &srv->engine_boots, errbuf, errlen)) != 0) {
+        return rc;
+    }
+    opsc_snmp_decoder_options_t so = {
+        .communities = (const char *const *)srv->cfg.snmp.communities.items,
+        .ncommunities = srv->cfg.snmp.communities.count,
+        .users = srv->cfg.snmp.v3_users.users,
+        .nusers = srv->cfg.snmp.v3_users.count,
+        .engine_id = srv->engine_id,
+        .engine_id_len = srv->engine_id_len,
+        .engine_boots = srv->engine_boots,
+        .log_component = "snmp",
+    };
+    opsc_pipeline_options_t po = {
+        .snmp = &so,
+        .on_change = on_change,
+        .arg = srv,
+    };
+    return opsc_pipeline_start(srv->loop, &po, &srv->pipeline, errbuf, errlen);
 }
 
 int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
@@ -538,7 +797,11 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if ((rc = opsc_ops_server_start(srv->loop, &hopts, &srv->http, errbuf, errlen)) != 0) {
         goto error;
     }
-    if ((rc = opsc_udp_listen_start(srv->loop, &srv->cfg.snmp.listen, NULL, NULL, &srv->udp,
+    if ((rc = pipeline_start(srv, errbuf, errlen)) != 0) {
+        goto error;
+    }
+    if ((rc = opsc_udp_listen_start(srv->loop, &srv->cfg.snmp.listen,
+                                    (size_t)srv->cfg.snmp.rcvbuf, on_datagram, srv, &srv->udp,
                                     errbuf, errlen)) != 0) {
         goto error;
     }

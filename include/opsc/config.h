@@ -34,6 +34,65 @@ typedef struct opsc_listen_list_s {
     opsc_listen_t addr[OPSC_LISTEN_MAX];
 } opsc_listen_list_t;
 
+/* A list of strings: "a,b,c" in the environment, "a,b" or a YAML sequence in the file. */
+typedef struct opsc_strlist_s {
+    size_t count;
+    char **items;
+} opsc_strlist_t;
+
+/* An SNMP engine ID (RFC 3411: 5 to 32 bytes); written in hex, with or without 0x. */
+#define OPSC_SNMP_ENGINE_ID_MAX 32
+typedef struct opsc_engine_id_s {
+    size_t len; /* 0: unset */
+    unsigned char bytes[OPSC_SNMP_ENGINE_ID_MAX];
+} opsc_engine_id_t;
+
+typedef enum {
+    OPSC_SNMP_AUTH_NONE = 0,
+    OPSC_SNMP_AUTH_MD5,
+    OPSC_SNMP_AUTH_SHA, /* SHA-1 */
+    OPSC_SNMP_AUTH_SHA224,
+    OPSC_SNMP_AUTH_SHA256,
+    OPSC_SNMP_AUTH_SHA384,
+    OPSC_SNMP_AUTH_SHA512,
+} opsc_snmp_auth_t;
+
+typedef enum {
+    OPSC_SNMP_PRIV_NONE = 0,
+    OPSC_SNMP_PRIV_DES,
+    OPSC_SNMP_PRIV_AES128, /* "AES" or "AES-128" */
+    OPSC_SNMP_PRIV_AES192,
+    OPSC_SNMP_PRIV_AES256,
+} opsc_snmp_priv_t;
+
+/** One SNMPv3 USM user (snmp.v3_users). Passphrases are secrets: never printed. */
+typedef struct opsc_snmp_v3_user_s {
+    char *name;
+    opsc_snmp_auth_t auth;
+    char *auth_passphrase; /* NULL when auth is none */
+    opsc_snmp_priv_t priv;
+    char *priv_passphrase; /* NULL when priv is none */
+    opsc_engine_id_t engine_id; /* the trap sender's; len 0: ours (a user that sends INFORMs) */
+    char src[64];               /* where it was defined: "opsc.yaml:12", "env OPSC_SNMP_V3_USERS" */
+} opsc_snmp_v3_user_t;
+
+typedef struct opsc_snmp_v3_users_s {
+    size_t count;
+    opsc_snmp_v3_user_t *users;
+} opsc_snmp_v3_users_t;
+
+/** "none", "MD5", "SHA", "SHA-224", ... and "none", "DES", "AES-128", ... Static. */
+const char *opsc_snmp_auth_name(opsc_snmp_auth_t auth);
+const char *opsc_snmp_priv_name(opsc_snmp_priv_t priv);
+
+/**
+ * Parse an engine ID in hex ("0x8000..." or "8000...", 5..32 bytes). 0 or
+ * OPSC_ECONFIG with the reason (no key name) in errbuf.
+ */
+int opsc_engine_id_parse(const char *text, opsc_engine_id_t *out, char *errbuf, size_t errlen);
+/** Lower-case hex without 0x into out (at least 2 * len + 1 bytes, else cut). */
+void opsc_engine_id_format(const opsc_engine_id_t *id, char *out, size_t outlen);
+
 typedef struct opsc_config_s {
     char *data_dir;
     char *admin_token; /* NULL when unset */
@@ -53,6 +112,10 @@ typedef struct opsc_config_s {
 
     struct {
         opsc_listen_list_t listen;
+        opsc_strlist_t communities;   /* empty: any community */
+        opsc_engine_id_t engine_id;   /* len 0: generated, kept in the data dir */
+        int64_t rcvbuf;
+        opsc_snmp_v3_users_t v3_users;
     } snmp;
 
     struct {
@@ -77,6 +140,9 @@ typedef enum {
     OPSC_CFG_LOGFORMAT, /* opsc_log_format_t */
     OPSC_CFG_LISTEN_TCP, /* opsc_listen_list_t: "HOST:PORT,[V6]:PORT" */
     OPSC_CFG_LISTEN_UDP, /* opsc_listen_list_t: "udp:HOST:PORT,udp6:[V6]:PORT" */
+    OPSC_CFG_STRLIST,    /* opsc_strlist_t: "a,b" or a YAML sequence; empty = none */
+    OPSC_CFG_ENGINE_ID,  /* opsc_engine_id_t: hex, min..max bytes; empty = unset */
+    OPSC_CFG_SNMP_V3_USERS, /* opsc_snmp_v3_users_t: YAML sequence of mappings; env: JSON array */
 } opsc_config_type_t;
 
 typedef struct opsc_config_key_s {

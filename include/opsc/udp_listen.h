@@ -31,19 +31,25 @@ typedef struct opsc_udp_listen_s opsc_udp_listen_t;
  * opsc_udp_listen_close (later datagrams of the batch are then dropped).
  */
 typedef void (*opsc_udp_datagram_cb)(const void *data, size_t len, const struct sockaddr *from,
-                                     uint64_t recv_ns, void *arg);
+                                     uint64_t recv_ns, int listener, void *arg);
 
 /**
  * Bind every address of `listen` (udp6 sockets are IPv6-only) and start
- * receiving. `cb` may be NULL (datagrams counted as dropped, "no_consumer").
+ * receiving. `rcvbuf` is the receive buffer to ask for (0: 16 MiB). `cb` may be NULL (datagrams counted as dropped, "no_consumer").
  * On failure returns the libuv error (or OPSC_ECONFIG / OPSC_ENOMEM), writes
  * one line naming the address into errbuf ("snmp.listen udp:0.0.0.0:162:
  * permission denied (...)"), and starts closing what it opened: run the loop
  * once more before uv_loop_close.
  */
-int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen,
+int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen, size_t rcvbuf,
                           opsc_udp_datagram_cb cb, void *arg, opsc_udp_listen_t **out, char *errbuf,
                           size_t errlen);
+/**
+ * Send one datagram from socket `listener` (an INFORM Response, a Report) to
+ * `to`, without blocking (uv_udp_try_send). 0 or a negative error; counted.
+ */
+int opsc_udp_listen_send(opsc_udp_listen_t *u, int listener, const void *data, size_t len,
+                         const struct sockaddr *to);
 /** Close every socket; `done(arg)` (may be NULL) after all closed and memory freed. Call once. */
 void opsc_udp_listen_close(opsc_udp_listen_t *u, void (*done)(void *arg), void *arg);
 /**

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
 #include <libfyaml.h>
 
 #include "opsc/buf.h"
@@ -74,6 +75,23 @@ const opsc_config_key_t opsc_config_keys[] = {
               0, 0, 0, 0,
               "UDP addresses that receive SNMP traps and informs: comma-separated "
               "udp:HOST:PORT or udp6:[IPV6]:PORT."),
+    OPSC__KEY("snmp.communities", OPSC_CFG_STRLIST, snmp.communities, NULL, 0, 0, 0, 1,
+              "Community strings accepted from SNMPv1 and v2c senders: comma-separated, or a "
+              "YAML sequence; unset accepts any community."),
+    OPSC__KEY("snmp.engine_id", OPSC_CFG_ENGINE_ID, snmp.engine_id, NULL, 5, 32, 0, 0,
+              "Our SNMPv3 engine ID in hex (with or without 0x, 5 to 32 bytes): the engine "
+              "that INFORMs are sent to. Unset: generated once and kept in "
+              "<data_dir>/snmp_engine_id."),
+    OPSC__KEY("snmp.rcvbuf", OPSC_CFG_SIZE, snmp.rcvbuf, "16MiB", 64 * OPSC__KIB, OPSC__GIB, 0, 0,
+              "Kernel receive buffer asked for on each SNMP socket (the kernel may grant less: "
+              "net.core.rmem_max)."),
+    OPSC__KEY("snmp.v3_users", OPSC_CFG_SNMP_V3_USERS, snmp.v3_users, NULL, 0, 0, 0, 1,
+              "SNMPv3 USM users: a YAML sequence of {name, auth_protocol (none, MD5, SHA, "
+              "SHA-224, SHA-256, SHA-384, SHA-512), auth_passphrase, priv_protocol (none, DES, "
+              "AES, AES-192, AES-256), priv_passphrase, engine_id}; passphrases have 8 "
+              "characters or more. engine_id (hex) is the trap sender's engine ID; omit it for "
+              "a user that sends INFORMs (bound to snmp.engine_id). In the environment: a JSON "
+              "array of the same objects."),
     OPSC__KEY("database.url", OPSC_CFG_STRING, database.url, NULL, 0, 0, 0, 1,
               "PostgreSQL connection string (URI or key=value); unset runs an embedded "
               "PostgreSQL under data_dir."),
@@ -581,7 +599,650 @@ static void opsc__expected(const opsc_config_key_t *key, char *out, size_t outle
     case OPSC_CFG_LISTEN_UDP:
         snprintf(out, outlen, "%s", opsc__listen_expect(OPSC_PROTO_UDP));
         break;
+    case OPSC_CFG_STRLIST:
+        snprintf(out, outlen, "a comma-separated list or a YAML sequence of strings");
+        break;
+    case OPSC_CFG_ENGINE_ID:
+        snprintf(out, outlen, "an engine ID of %s to %s bytes in hex, like 0x80001f8804abcdef", lo,
+                 hi);
+        break;
+    case OPSC_CFG_SNMP_V3_USERS:
+        snprintf(out, outlen,
+                 "a sequence of users {name, auth_protocol, auth_passphrase, "
+                 "priv_protocol, priv_passphrase, engine_id}");
+        break;
     }
+}
+
+/* ---- SNMP values: community lists, engine IDs, v3 users ------------------------------------- */
+
+static void opsc__strlist_free(opsc_strlist_t *l) {
+    for (size_t i = 0; i < l->count; i++) {
+        opsc_free(l->items[i]);
+    }
+    opsc_free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+/* Append a copy of s[0..n). 0 or OPSC_ENOMEM. */
+static int opsc__strlist_add(opsc_strlist_t *l, const char *s, size_t n) {
+    char **items = opsc_realloc(l->items, (l->count + 1) * sizeof(*items));
+    if (items == NULL) {
+        return OPSC_ENOMEM;
+    }
+    l->items = items;
+    char *copy = opsc_malloc(n + 1);
+    if (copy == NULL) {
+        return OPSC_ENOMEM;
+    }
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    l->items[l->count++] = copy;
+    return 0;
+}
+
+static int opsc__strlist_copy(opsc_strlist_t *dst, const opsc_strlist_t *src) {
+    opsc_strlist_t tmp = {0, NULL};
+    for (size_t i = 0; i < src->count; i++) {
+        if (opsc__strlist_add(&tmp, src->items[i], strlen(src->items[i])) != 0) {
+            opsc__strlist_free(&tmp);
+            return OPSC_ENOMEM;
+        }
+    }
+    opsc__strlist_free(dst);
+    *dst = tmp;
+    return 0;
+}
+
+/* "a, b,c" -> 3 items; blank -> none. `why` on error never quotes items: they may be secret. */
+static int opsc__strlist_parse(const char *text, opsc_strlist_t *out, const char **why) {
+    opsc_strlist_t tmp = {0, NULL};
+    const char *p = text;
+    int blank = 1;
+    for (const char *q = text; *q != '\0'; q++) {
+        blank &= *q == ' ' || *q == '\t' || *q == '\n' || *q == '\r';
+    }
+    if (!blank) {
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            const char *end = comma != NULL ? comma : p + strlen(p);
+            while (p < end && (*p == ' ' || *p == '\t')) {
+                p++;
+            }
+            while (end > p &&
+                   (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r')) {
+                end--;
+            }
+            if (end == p) {
+                opsc__strlist_free(&tmp);
+                *why = "empty item in the list";
+                return OPSC_ECONFIG;
+            }
+            if (opsc__strlist_add(&tmp, p, (size_t)(end - p)) != 0) {
+                opsc__strlist_free(&tmp);
+                *why = "out of memory";
+                return OPSC_ECONFIG;
+            }
+            if (comma == NULL) {
+                break;
+            }
+            p = comma + 1;
+        }
+    }
+    opsc__strlist_free(out);
+    *out = tmp;
+    return 0;
+}
+
+static int opsc__hexval(int c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int opsc_engine_id_parse(const char *text, opsc_engine_id_t *out, char *errbuf, size_t errlen) {
+    opsc_engine_id_t id;
+    memset(&id, 0, sizeof(id));
+    const char *p = text != NULL ? text : "";
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        p += 2;
+    }
+    size_t n = strlen(p);
+    if (n % 2 != 0) {
+        opsc_errbuf_printf(errbuf, errlen, "an odd number of hex digits");
+        return OPSC_ECONFIG;
+    }
+    if (n / 2 < 5 || n / 2 > OPSC_SNMP_ENGINE_ID_MAX) {
+        opsc_errbuf_printf(errbuf, errlen, "%zu bytes, an engine ID has 5 to %d", n / 2,
+                           OPSC_SNMP_ENGINE_ID_MAX);
+        return OPSC_ECONFIG;
+    }
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = opsc__hexval((unsigned char)p[i]);
+        int lo = opsc__hexval((unsigned char)p[i + 1]);
+        if (hi < 0 || lo < 0) {
+            opsc_errbuf_printf(errbuf, errlen, "not a hex digit at position %zu",
+                               (size_t)(p - (text != NULL ? text : "")) + i + (hi < 0 ? 1 : 2));
+            return OPSC_ECONFIG;
+        }
+        id.bytes[id.len++] = (unsigned char)(hi << 4 | lo);
+    }
+    *out = id;
+    return 0;
+}
+
+void opsc_engine_id_format(const opsc_engine_id_t *id, char *out, size_t outlen) {
+    static const char digits[] = "0123456789abcdef";
+    size_t o = 0;
+    if (outlen == 0) {
+        return;
+    }
+    for (size_t i = 0; i < id->len && i < OPSC_SNMP_ENGINE_ID_MAX && o + 2 < outlen; i++) {
+        out[o++] = digits[id->bytes[i] >> 4];
+        out[o++] = digits[id->bytes[i] & 0xf];
+    }
+    out[o] = '\0';
+}
+
+typedef struct opsc__proto_name_s {
+    const char *name;
+    int value;
+} opsc__proto_name_t;
+
+/* The first spelling of each value is the canonical one. */
+static const opsc__proto_name_t opsc__auth_names[] = {
+    {"none", OPSC_SNMP_AUTH_NONE},     {"MD5", OPSC_SNMP_AUTH_MD5},
+    {"SHA", OPSC_SNMP_AUTH_SHA},       {"SHA1", OPSC_SNMP_AUTH_SHA},
+    {"SHA-1", OPSC_SNMP_AUTH_SHA},     {"SHA-224", OPSC_SNMP_AUTH_SHA224},
+    {"SHA224", OPSC_SNMP_AUTH_SHA224}, {"SHA-256", OPSC_SNMP_AUTH_SHA256},
+    {"SHA256", OPSC_SNMP_AUTH_SHA256}, {"SHA-384", OPSC_SNMP_AUTH_SHA384},
+    {"SHA384", OPSC_SNMP_AUTH_SHA384}, {"SHA-512", OPSC_SNMP_AUTH_SHA512},
+    {"SHA512", OPSC_SNMP_AUTH_SHA512}, {NULL, 0},
+};
+
+static const opsc__proto_name_t opsc__priv_names[] = {
+    {"none", OPSC_SNMP_PRIV_NONE},      {"DES", OPSC_SNMP_PRIV_DES},
+    {"AES-128", OPSC_SNMP_PRIV_AES128}, {"AES", OPSC_SNMP_PRIV_AES128},
+    {"AES128", OPSC_SNMP_PRIV_AES128},  {"AES-192", OPSC_SNMP_PRIV_AES192},
+    {"AES192", OPSC_SNMP_PRIV_AES192},  {"AES-256", OPSC_SNMP_PRIV_AES256},
+    {"AES256", OPSC_SNMP_PRIV_AES256},  {NULL, 0},
+};
+
+static const char *opsc__proto_name(const opsc__proto_name_t *t, int v) {
+    for (; t->name != NULL; t++) {
+        if (t->value == v) {
+            return t->name;
+        }
+    }
+    return "?";
+}
+
+const char *opsc_snmp_auth_name(opsc_snmp_auth_t auth) {
+    return opsc__proto_name(opsc__auth_names, (int)auth);
+}
+
+const char *opsc_snmp_priv_name(opsc_snmp_priv_t priv) {
+    return opsc__proto_name(opsc__priv_names, (int)priv);
+}
+
+static int opsc__proto_lookup(const opsc__proto_name_t *t, const char *s, int *out) {
+    for (; t->name != NULL; t++) {
+        if (strcasecmp(t->name, s) == 0) {
+            *out = t->value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void opsc__v3_user_free(opsc_snmp_v3_user_t *u) {
+    opsc_free(u->name);
+    /* Passphrases: wipe before freeing, they are the keys to the v3 traffic. */
+    if (u->auth_passphrase != NULL) {
+        memset(u->auth_passphrase, 0, strlen(u->auth_passphrase));
+        opsc_free(u->auth_passphrase);
+    }
+    if (u->priv_passphrase != NULL) {
+        memset(u->priv_passphrase, 0, strlen(u->priv_passphrase));
+        opsc_free(u->priv_passphrase);
+    }
+    memset(u, 0, sizeof(*u));
+}
+
+static void opsc__v3_users_free(opsc_snmp_v3_users_t *l) {
+    for (size_t i = 0; i < l->count; i++) {
+        opsc__v3_user_free(&l->users[i]);
+    }
+    opsc_free(l->users);
+    l->users = NULL;
+    l->count = 0;
+}
+
+/* A new zeroed user at the end of l; NULL when out of memory. */
+static opsc_snmp_v3_user_t *opsc__v3_users_push(opsc_snmp_v3_users_t *l) {
+    opsc_snmp_v3_user_t *users = opsc_realloc(l->users, (l->count + 1) * sizeof(*users));
+    if (users == NULL) {
+        return NULL;
+    }
+    l->users = users;
+    memset(&users[l->count], 0, sizeof(users[0]));
+    return &users[l->count++];
+}
+
+static int opsc__dup_or_null(const char *s, char **out) {
+    *out = NULL;
+    if (s == NULL) {
+        return 0;
+    }
+    *out = opsc_strdup(s);
+    return *out == NULL ? OPSC_ENOMEM : 0;
+}
+
+static int opsc__v3_users_copy(opsc_snmp_v3_users_t *dst, const opsc_snmp_v3_users_t *src) {
+    opsc_snmp_v3_users_t tmp = {0, NULL};
+    for (size_t i = 0; i < src->count; i++) {
+        const opsc_snmp_v3_user_t *s = &src->users[i];
+        opsc_snmp_v3_user_t *d = opsc__v3_users_push(&tmp);
+        if (d == NULL) {
+            goto error;
+        }
+        *d = *s;
+        d->name = d->auth_passphrase = d->priv_passphrase = NULL;
+        if (opsc__dup_or_null(s->name, &d->name) != 0 ||
+            opsc__dup_or_null(s->auth_passphrase, &d->auth_passphrase) != 0 ||
+            opsc__dup_or_null(s->priv_passphrase, &d->priv_passphrase) != 0) {
+            goto error;
+        }
+    }
+    opsc__v3_users_free(dst);
+    *dst = tmp;
+    return 0;
+error:
+    opsc__v3_users_free(&tmp);
+    return OPSC_ENOMEM;
+}
+
+#define OPSC__V3_NAME 0x01u
+#define OPSC__V3_AUTH 0x02u
+#define OPSC__V3_AUTH_PASS 0x04u
+#define OPSC__V3_PRIV 0x08u
+#define OPSC__V3_PRIV_PASS 0x10u
+#define OPSC__V3_ENGINE 0x20u
+#define OPSC__V3_FIELDS                                                                            \
+    "name, auth_protocol, auth_passphrase, priv_protocol, priv_passphrase, engine_id"
+#define OPSC__PASSPHRASE_MIN 8
+
+/*
+ * Set one field of a user from its text (NULL: a null value, same as absent).
+ * On error `why` gets "<field>: <reason>"; passphrases are never quoted.
+ */
+static int opsc__v3_user_field(opsc_snmp_v3_user_t *u, unsigned *seen, const char *field,
+                               const char *text, char *why, size_t whylen) {
+    char q[96];
+    unsigned bit;
+    if (strcmp(field, "name") == 0) {
+        bit = OPSC__V3_NAME;
+    } else if (strcmp(field, "auth_protocol") == 0) {
+        bit = OPSC__V3_AUTH;
+    } else if (strcmp(field, "auth_passphrase") == 0) {
+        bit = OPSC__V3_AUTH_PASS;
+    } else if (strcmp(field, "priv_protocol") == 0) {
+        bit = OPSC__V3_PRIV;
+    } else if (strcmp(field, "priv_passphrase") == 0) {
+        bit = OPSC__V3_PRIV_PASS;
+    } else if (strcmp(field, "engine_id") == 0) {
+        bit = OPSC__V3_ENGINE;
+    } else {
+        opsc__quote(field, q, sizeof(q));
+        opsc_errbuf_printf(why, whylen, "unknown field %s, expected one of " OPSC__V3_FIELDS, q);
+        return OPSC_ECONFIG;
+    }
+    if (*seen & bit) {
+        opsc_errbuf_printf(why, whylen, "%s: given twice", field);
+        return OPSC_ECONFIG;
+    }
+    *seen |= bit;
+    if (text == NULL) {
+        return 0;
+    }
+    switch (bit) {
+    case OPSC__V3_NAME: {
+        size_t n = strlen(text);
+        if (n == 0 || n > 32) {
+            opsc__quote(text, q, sizeof(q));
+            opsc_errbuf_printf(why, whylen, "name: expected 1 to 32 characters, got %s", q);
+            return OPSC_ECONFIG;
+        }
+        return opsc__dup_or_null(text, &u->name) == 0 ? 0 : OPSC_ECONFIG;
+    }
+    case OPSC__V3_AUTH:
+    case OPSC__V3_PRIV: {
+        int v;
+        const opsc__proto_name_t *t = bit == OPSC__V3_AUTH ? opsc__auth_names : opsc__priv_names;
+        char trimmed[64];
+        opsc__trim(text, trimmed, sizeof(trimmed));
+        if (opsc__proto_lookup(t, trimmed, &v) != 0) {
+            opsc__quote(text, q, sizeof(q));
+            opsc_errbuf_printf(why, whylen, "%s: expected one of %s, got %s", field,
+                               bit == OPSC__V3_AUTH
+                                   ? "none, MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512"
+                                   : "none, DES, AES, AES-128, AES-192, AES-256",
+                               q);
+            return OPSC_ECONFIG;
+        }
+        if (bit == OPSC__V3_AUTH) {
+            u->auth = (opsc_snmp_auth_t)v;
+        } else {
+            u->priv = (opsc_snmp_priv_t)v;
+        }
+        return 0;
+    }
+    case OPSC__V3_AUTH_PASS:
+    case OPSC__V3_PRIV_PASS: {
+        size_t n = strlen(text);
+        if (n < OPSC__PASSPHRASE_MIN || n > 1024) {
+            opsc_errbuf_printf(why, whylen, "%s: expected %d to 1024 characters, got %zu", field,
+                               OPSC__PASSPHRASE_MIN, n);
+            return OPSC_ECONFIG;
+        }
+        return opsc__dup_or_null(text, bit == OPSC__V3_AUTH_PASS ? &u->auth_passphrase
+                                                                 : &u->priv_passphrase) == 0
+                   ? 0
+                   : OPSC_ECONFIG;
+    }
+    case OPSC__V3_ENGINE: {
+        char reason[128];
+        char trimmed[128];
+        opsc__trim(text, trimmed, sizeof(trimmed));
+        if (opsc_engine_id_parse(trimmed, &u->engine_id, reason, sizeof(reason)) != 0) {
+            opsc__quote(text, q, sizeof(q));
+            opsc_errbuf_printf(why, whylen, "engine_id: expected 5 to %d bytes in hex, got %s (%s)",
+                               OPSC_SNMP_ENGINE_ID_MAX, q, reason);
+            return OPSC_ECONFIG;
+        }
+        return 0;
+    }
+    default:
+        return OPSC_ECONFIG;
+    }
+}
+
+/* Rules between the fields of one user, once all are set. */
+static int opsc__v3_user_check(const opsc_snmp_v3_user_t *u, char *why, size_t whylen) {
+    if (u->name == NULL) {
+        opsc_errbuf_printf(why, whylen, "name: missing");
+        return OPSC_ECONFIG;
+    }
+    if (u->auth != OPSC_SNMP_AUTH_NONE && u->auth_passphrase == NULL) {
+        opsc_errbuf_printf(why, whylen, "auth_passphrase: missing (auth_protocol is %s)",
+                           opsc_snmp_auth_name(u->auth));
+        return OPSC_ECONFIG;
+    }
+    if (u->auth == OPSC_SNMP_AUTH_NONE && u->auth_passphrase != NULL) {
+        opsc_errbuf_printf(why, whylen,
+                           "auth_passphrase: given, but auth_protocol is none (or missing)");
+        return OPSC_ECONFIG;
+    }
+    if (u->priv != OPSC_SNMP_PRIV_NONE && u->auth == OPSC_SNMP_AUTH_NONE) {
+        opsc_errbuf_printf(why, whylen,
+                           "priv_protocol: privacy needs authentication (set auth_protocol)");
+        return OPSC_ECONFIG;
+    }
+    if (u->priv != OPSC_SNMP_PRIV_NONE && u->priv_passphrase == NULL) {
+        opsc_errbuf_printf(why, whylen, "priv_passphrase: missing (priv_protocol is %s)",
+                           opsc_snmp_priv_name(u->priv));
+        return OPSC_ECONFIG;
+    }
+    if (u->priv == OPSC_SNMP_PRIV_NONE && u->priv_passphrase != NULL) {
+        opsc_errbuf_printf(why, whylen,
+                           "priv_passphrase: given, but priv_protocol is none (or missing)");
+        return OPSC_ECONFIG;
+    }
+    return 0;
+}
+
+/* Index of a user that repeats an earlier (name, engine_id), or -1. */
+static long opsc__v3_users_dup(const opsc_snmp_v3_users_t *l) {
+    for (size_t i = 1; i < l->count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const opsc_snmp_v3_user_t *a = &l->users[i], *b = &l->users[j];
+            if (strcmp(a->name, b->name) == 0 && a->engine_id.len == b->engine_id.len &&
+                memcmp(a->engine_id.bytes, b->engine_id.bytes, a->engine_id.len) == 0) {
+                return (long)i;
+            }
+        }
+    }
+    return -1;
+}
+
+/* "user 2 (\"alice\")" for messages (1-based, as people count). */
+static void opsc__v3_user_label(const opsc_snmp_v3_user_t *u, size_t index, char *out,
+                                size_t outlen) {
+    char q[96];
+    if (u->name != NULL) {
+        opsc__quote(u->name, q, sizeof(q));
+        snprintf(out, outlen, "user %zu (%s)", index + 1, q);
+    } else {
+        snprintf(out, outlen, "user %zu", index + 1);
+    }
+}
+
+/* The environment form: a JSON array of objects. errbuf gets "<key>: ..." without location. */
+static int opsc__v3_users_parse_json(const opsc_config_key_t *key, const char *text,
+                                     opsc_snmp_v3_users_t *out, char *errbuf, size_t errlen) {
+    opsc_snmp_v3_users_t tmp = {0, NULL};
+    json_error_t jerr;
+    json_t *root = NULL;
+    char why[256];
+    char label[128];
+    int rc = OPSC_ECONFIG;
+    const char *p = text;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+        p++;
+    }
+    if (*p == '\0') {
+        opsc__v3_users_free(out);
+        return 0;
+    }
+    root = json_loads(p, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        /* jansson's text quotes the input near the error: it may hold a passphrase. */
+        opsc_errbuf_printf(errbuf, errlen,
+                           "%s: expected a JSON array of objects {" OPSC__V3_FIELDS
+                           "}, got invalid JSON (line %d, column %d)",
+                           key->path, jerr.line, jerr.column);
+        goto cleanup;
+    }
+    if (!json_is_array(root)) {
+        opsc_errbuf_printf(errbuf, errlen,
+                           "%s: expected a JSON array of objects {" OPSC__V3_FIELDS "}, got %s",
+                           key->path, json_is_object(root) ? "an object" : "a scalar");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < json_array_size(root); i++) {
+        json_t *obj = json_array_get(root, i);
+        unsigned seen = 0;
+        opsc_snmp_v3_user_t *u = opsc__v3_users_push(&tmp);
+        if (u == NULL) {
+            opsc_errbuf_printf(errbuf, errlen, "%s: out of memory", key->path);
+            goto cleanup;
+        }
+        snprintf(u->src, sizeof(u->src), "%s[%zu]", key->path, i);
+        if (!json_is_object(obj)) {
+            opsc_errbuf_printf(errbuf, errlen,
+                               "%s: user %zu: expected an object {" OPSC__V3_FIELDS "}", key->path,
+                               i + 1);
+            goto cleanup;
+        }
+        /* The name first, so that later messages can say whose field is wrong. */
+        json_t *name = json_object_get(obj, "name");
+        if (name != NULL && !json_is_string(name) && !json_is_null(name)) {
+            opsc_errbuf_printf(errbuf, errlen, "%s: user %zu: name: expected a string", key->path,
+                               i + 1);
+            goto cleanup;
+        }
+        if (opsc__v3_user_field(u, &seen, "name",
+                                json_is_string(name) ? json_string_value(name) : NULL, why,
+                                sizeof(why)) != 0) {
+            opsc_errbuf_printf(errbuf, errlen, "%s: user %zu: %s", key->path, i + 1, why);
+            goto cleanup;
+        }
+        const char *field;
+        json_t *val;
+        json_object_foreach(obj, field, val) {
+            if (strcmp(field, "name") == 0) {
+                continue;
+            }
+            opsc__v3_user_label(u, i, label, sizeof(label));
+            if (!json_is_string(val) && !json_is_null(val)) {
+                opsc_errbuf_printf(errbuf, errlen, "%s: %s: %s: expected a string", key->path,
+                                   label, field);
+                goto cleanup;
+            }
+            if (opsc__v3_user_field(u, &seen, field,
+                                    json_is_string(val) ? json_string_value(val) : NULL, why,
+                                    sizeof(why)) != 0) {
+                opsc_errbuf_printf(errbuf, errlen, "%s: %s: %s", key->path, label, why);
+                goto cleanup;
+            }
+        }
+        if (opsc__v3_user_check(u, why, sizeof(why)) != 0) {
+            opsc__v3_user_label(u, i, label, sizeof(label));
+            opsc_errbuf_printf(errbuf, errlen, "%s: %s: %s", key->path, label, why);
+            goto cleanup;
+        }
+    }
+    long dup = opsc__v3_users_dup(&tmp);
+    if (dup >= 0) {
+        opsc__v3_user_label(&tmp.users[dup], (size_t)dup, label, sizeof(label));
+        opsc_errbuf_printf(errbuf, errlen, "%s: %s: the same name and engine_id as an earlier user",
+                           key->path, label);
+        goto cleanup;
+    }
+    opsc__v3_users_free(out);
+    *out = tmp;
+    tmp.count = 0;
+    tmp.users = NULL;
+    rc = 0;
+
+cleanup:
+    opsc__v3_users_free(&tmp);
+    if (root != NULL) {
+        json_decref(root);
+    }
+    return rc;
+}
+
+/* Users as YAML flow text with the passphrases masked. */
+static void opsc__v3_users_format(const opsc_snmp_v3_users_t *l, char *out, size_t outlen) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < l->count && o + 1 < outlen; i++) {
+        const opsc_snmp_v3_user_t *u = &l->users[i];
+        char engine[2 * OPSC_SNMP_ENGINE_ID_MAX + 3] = "";
+        if (u->engine_id.len > 0) {
+            engine[0] = '0';
+            engine[1] = 'x';
+            opsc_engine_id_format(&u->engine_id, engine + 2, sizeof(engine) - 2);
+        }
+        int n = snprintf(
+            out + o, outlen - o, "%s{name: %s, auth_protocol: %s%s, priv_protocol: %s%s%s%s}%s",
+            i == 0 ? "[" : ", ", u->name != NULL ? u->name : "", opsc_snmp_auth_name(u->auth),
+            u->auth_passphrase != NULL ? ", auth_passphrase: ***" : "",
+            opsc_snmp_priv_name(u->priv),
+            u->priv_passphrase != NULL ? ", priv_passphrase: ***" : "",
+            u->engine_id.len > 0 ? ", engine_id: " : "", engine, i + 1 == l->count ? "]" : "");
+        if (n < 0) {
+            break;
+        }
+        o += (size_t)n;
+    }
+}
+
+static int opsc__v3_users_equal(const opsc_snmp_v3_users_t *a, const opsc_snmp_v3_users_t *b) {
+    if (a->count != b->count) {
+        return 0;
+    }
+    for (size_t i = 0; i < a->count; i++) {
+        const opsc_snmp_v3_user_t *x = &a->users[i], *y = &b->users[i];
+        const char *xs[3] = {x->name, x->auth_passphrase, x->priv_passphrase};
+        const char *ys[3] = {y->name, y->auth_passphrase, y->priv_passphrase};
+        for (int k = 0; k < 3; k++) {
+            if ((xs[k] == NULL) != (ys[k] == NULL) ||
+                (xs[k] != NULL && strcmp(xs[k], ys[k]) != 0)) {
+                return 0;
+            }
+        }
+        if (x->auth != y->auth || x->priv != y->priv || x->engine_id.len != y->engine_id.len ||
+            memcmp(x->engine_id.bytes, y->engine_id.bytes, x->engine_id.len) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int opsc__strlist_equal(const opsc_strlist_t *a, const opsc_strlist_t *b) {
+    if (a->count != b->count) {
+        return 0;
+    }
+    for (size_t i = 0; i < a->count; i++) {
+        if (strcmp(a->items[i], b->items[i]) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* parse_value for the SNMP types: any text length, empty = unset. */
+static int opsc__parse_snmp_value(const opsc_config_key_t *key, const char *text, void *dst,
+                                  char *errbuf, size_t errlen) {
+    char expected[160];
+    opsc__expected(key, expected, sizeof(expected));
+    switch (key->type) {
+    case OPSC_CFG_STRLIST: {
+        const char *why = NULL;
+        if (opsc__strlist_parse(text, dst, &why) != 0) {
+            opsc_errbuf_printf(errbuf, errlen, "%s: %s; expected %s", key->path, why, expected);
+            return OPSC_ECONFIG;
+        }
+        return 0;
+    }
+    case OPSC_CFG_ENGINE_ID: {
+        char t[256];
+        char reason[128];
+        opsc_engine_id_t id;
+        if (strlen(text) >= sizeof(t)) {
+            opsc__bad_value(key, text, errbuf, errlen, expected);
+            return OPSC_ECONFIG;
+        }
+        opsc__trim(text, t, sizeof(t));
+        if (t[0] == '\0') {
+            memset(dst, 0, sizeof(opsc_engine_id_t));
+            return 0;
+        }
+        if (opsc_engine_id_parse(t, &id, reason, sizeof(reason)) != 0 ||
+            (int64_t)id.len < key->min || (int64_t)id.len > key->max) {
+            opsc__bad_value(key, t, errbuf, errlen, expected);
+            return OPSC_ECONFIG;
+        }
+        *(opsc_engine_id_t *)dst = id;
+        return 0;
+    }
+    case OPSC_CFG_SNMP_V3_USERS:
+        return opsc__v3_users_parse_json(key, text, dst, errbuf, errlen);
+    default:
+        break;
+    }
+    opsc_errbuf_printf(errbuf, errlen, "%s: unsupported key type", key->path);
+    return OPSC_ECONFIG;
 }
 
 int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void *dst, char *errbuf,
@@ -612,6 +1273,10 @@ int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void
         opsc_free(*sp);
         *sp = copy;
         return 0;
+    }
+    if (key->type == OPSC_CFG_STRLIST || key->type == OPSC_CFG_ENGINE_ID ||
+        key->type == OPSC_CFG_SNMP_V3_USERS) {
+        return opsc__parse_snmp_value(key, text, dst, errbuf, errlen);
     }
 
     /* Every other type is a short token: surrounding blanks are noise. */
@@ -672,6 +1337,9 @@ int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void
         return 0;
     }
     case OPSC_CFG_STRING:
+    case OPSC_CFG_STRLIST:
+    case OPSC_CFG_ENGINE_ID:
+    case OPSC_CFG_SNMP_V3_USERS:
         break;
     }
     opsc_errbuf_printf(errbuf, errlen, "%s: unsupported key type", key->path);
@@ -690,6 +1358,10 @@ void opsc_config_free(opsc_config_t *cfg) {
             char **sp = opsc__field(cfg, key);
             opsc_free(*sp);
             *sp = NULL;
+        } else if (key->type == OPSC_CFG_STRLIST) {
+            opsc__strlist_free(opsc__field(cfg, key));
+        } else if (key->type == OPSC_CFG_SNMP_V3_USERS) {
+            opsc__v3_users_free(opsc__field(cfg, key));
         }
     }
 }
@@ -709,6 +1381,12 @@ static size_t opsc__type_size(opsc_config_type_t type) {
     case OPSC_CFG_LISTEN_TCP:
     case OPSC_CFG_LISTEN_UDP:
         return sizeof(opsc_listen_list_t);
+    case OPSC_CFG_STRLIST:
+        return sizeof(opsc_strlist_t);
+    case OPSC_CFG_ENGINE_ID:
+        return sizeof(opsc_engine_id_t);
+    case OPSC_CFG_SNMP_V3_USERS:
+        return sizeof(opsc_snmp_v3_users_t);
     }
     return 0;
 }
@@ -740,6 +1418,15 @@ static int opsc__values_equal(const opsc_config_t *a, const opsc_config_t *b,
         }
         return 1;
     }
+    case OPSC_CFG_STRLIST:
+        return opsc__strlist_equal(pa, pb);
+    case OPSC_CFG_ENGINE_ID: {
+        const opsc_engine_id_t *ea = pa;
+        const opsc_engine_id_t *eb = pb;
+        return ea->len == eb->len && memcmp(ea->bytes, eb->bytes, ea->len) == 0;
+    }
+    case OPSC_CFG_SNMP_V3_USERS:
+        return opsc__v3_users_equal(pa, pb);
     default:
         return memcmp(pa, pb, opsc__type_size(key->type)) == 0;
     }
@@ -785,6 +1472,36 @@ void opsc_config_format_value(const opsc_config_t *cfg, const opsc_config_key_t 
     case OPSC_CFG_LISTEN_UDP:
         opsc__listen_list_format(p, out, outlen);
         break;
+    case OPSC_CFG_STRLIST: {
+        const opsc_strlist_t *l = p;
+        size_t o = 0;
+        out[0] = '\0';
+        if (l->count > 0 && key->secret) {
+            snprintf(out, outlen, "***");
+        }
+        for (size_t i = 0; !key->secret && i < l->count && o + 1 < outlen; i++) {
+            int n = snprintf(out + o, outlen - o, "%s%s", i > 0 ? "," : "", l->items[i]);
+            if (n < 0) {
+                break;
+            }
+            o += (size_t)n;
+        }
+        break;
+    }
+    case OPSC_CFG_ENGINE_ID: {
+        const opsc_engine_id_t *id = p;
+        if (id->len > 0 && outlen > 2) {
+            out[0] = '0';
+            out[1] = 'x';
+            opsc_engine_id_format(id, out + 2, outlen - 2);
+        } else {
+            out[0] = '\0';
+        }
+        break;
+    }
+    case OPSC_CFG_SNMP_V3_USERS:
+        opsc__v3_users_format(p, out, outlen);
+        break;
     }
 }
 
@@ -802,6 +1519,12 @@ int opsc_config_copy_key(opsc_config_t *dst, const opsc_config_t *src,
         opsc_free(*sp);
         *sp = copy;
         return 0;
+    }
+    if (key->type == OPSC_CFG_STRLIST) {
+        return opsc__strlist_copy(pd, ps);
+    }
+    if (key->type == OPSC_CFG_SNMP_V3_USERS) {
+        return opsc__v3_users_copy(pd, ps);
     }
     memcpy(pd, ps, opsc__type_size(key->type));
     return 0;
@@ -1016,6 +1739,157 @@ static int opsc__apply_listen_seq(opsc__load_t *ld, const opsc_config_key_t *key
     return 0;
 }
 
+static int opsc__pair_name(opsc__load_t *ld, struct fy_node *k, int fallback_line, char *out,
+                           size_t outlen);
+
+/* A YAML sequence for a string list: every item one string (commas are not separators here). */
+static int opsc__apply_strlist_seq(opsc__load_t *ld, const opsc_config_key_t *key,
+                                   struct fy_node *seq, int key_line) {
+    opsc_strlist_t list = {0, NULL};
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(seq, &it)) != NULL) {
+        int line = opsc__node_line(item, key_line);
+        int has_nul;
+        char *text;
+        if (!fy_node_is_scalar(item) || opsc__node_is_null(item)) {
+            opsc_errbuf_printf(
+                ld->errbuf, ld->errlen,
+                "%s: expected a sequence of strings, got %s in the sequence (%s:%d)", key->path,
+                opsc__node_is_null(item) ? "an empty item" : opsc__node_kind(item), ld->path, line);
+            opsc__strlist_free(&list);
+            return OPSC_ECONFIG;
+        }
+        text = opsc__scalar_dup(item, &has_nul);
+        if (text == NULL || text[0] == '\0' || opsc__strlist_add(&list, text, strlen(text)) != 0) {
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
+                               text == NULL
+                                   ? (has_nul ? "value contains a NUL byte" : "out of memory")
+                               : text[0] == '\0' ? "empty item in the sequence"
+                                                 : "out of memory",
+                               ld->path, line);
+            opsc_free(text);
+            opsc__strlist_free(&list);
+            return OPSC_ECONFIG;
+        }
+        opsc_free(text);
+    }
+    char src[1200];
+    opsc_strlist_t *dst = opsc__field(ld->cfg, key);
+    opsc__strlist_free(dst);
+    *dst = list;
+    snprintf(src, sizeof(src), "%s:%d", ld->path, key_line);
+    opsc__set_src(ld, key, src);
+    return 0;
+}
+
+/* snmp.v3_users in the file: a sequence of mappings, each field a scalar. */
+static int opsc__apply_v3_users_seq(opsc__load_t *ld, const opsc_config_key_t *key,
+                                    struct fy_node *seq, int key_line) {
+    opsc_snmp_v3_users_t users = {0, NULL};
+    void *it = NULL;
+    struct fy_node *item;
+    char why[256];
+    char label[128];
+    size_t index = 0;
+    while ((item = fy_node_sequence_iterate(seq, &it)) != NULL) {
+        int line = opsc__node_line(item, key_line);
+        unsigned seen = 0;
+        opsc_snmp_v3_user_t *u = opsc__v3_users_push(&users);
+        if (u == NULL) {
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: out of memory (%s:%d)", key->path,
+                               ld->path, line);
+            goto error;
+        }
+        snprintf(why, sizeof(why), "%s:%d", ld->path, line);
+        /* Keep the tail of a long path: the line number is what matters. */
+        size_t wl = strlen(why);
+        size_t keep = wl < sizeof(u->src) ? wl : sizeof(u->src) - 1;
+        memcpy(u->src, why + wl - keep, keep);
+        u->src[keep] = '\0';
+        if (!fy_node_is_mapping(item)) {
+            opsc_errbuf_printf(
+                ld->errbuf, ld->errlen,
+                "%s: user %zu: expected a mapping {" OPSC__V3_FIELDS "}, got %s (%s:%d)", key->path,
+                index + 1, opsc__node_is_null(item) ? "an empty item" : opsc__node_kind(item),
+                ld->path, line);
+            goto error;
+        }
+        /* Two passes: the name first, so that every later message can name the user. */
+        for (int pass = 0; pass < 2; pass++) {
+            void *pit = NULL;
+            struct fy_node_pair *pair;
+            while ((pair = fy_node_mapping_iterate(item, &pit)) != NULL) {
+                char field[64];
+                struct fy_node *v = fy_node_pair_value(pair);
+                if (opsc__pair_name(ld, fy_node_pair_key(pair), line, field, sizeof(field)) != 0) {
+                    goto error;
+                }
+                if ((strcmp(field, "name") == 0) != (pass == 0)) {
+                    continue;
+                }
+                int vline = opsc__node_line(v, opsc__node_line(fy_node_pair_key(pair), line));
+                opsc__v3_user_label(u, index, label, sizeof(label));
+                if (v != NULL && !fy_node_is_scalar(v)) {
+                    opsc_errbuf_printf(ld->errbuf, ld->errlen,
+                                       "%s: %s: %s: expected a single value, got %s (%s:%d)",
+                                       key->path, label, field, opsc__node_kind(v), ld->path,
+                                       vline);
+                    goto error;
+                }
+                char *text = NULL;
+                int has_nul = 0;
+                if (!opsc__node_is_null(v)) {
+                    text = opsc__scalar_dup(v, &has_nul);
+                    if (text == NULL) {
+                        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s: %s: %s (%s:%d)",
+                                           key->path, label, field,
+                                           has_nul ? "value contains a NUL byte" : "out of memory",
+                                           ld->path, vline);
+                        goto error;
+                    }
+                }
+                int rc = opsc__v3_user_field(u, &seen, field, text, why, sizeof(why));
+                if (text != NULL) {
+                    memset(text, 0, strlen(text));
+                    opsc_free(text);
+                }
+                if (rc != 0) {
+                    opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s: %s (%s:%d)", key->path,
+                                       label, why, ld->path, vline);
+                    goto error;
+                }
+            }
+        }
+        if (opsc__v3_user_check(u, why, sizeof(why)) != 0) {
+            opsc__v3_user_label(u, index, label, sizeof(label));
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s: %s (%s:%d)", key->path, label, why,
+                               ld->path, line);
+            goto error;
+        }
+        index++;
+    }
+    long dup = opsc__v3_users_dup(&users);
+    if (dup >= 0) {
+        opsc__v3_user_label(&users.users[dup], (size_t)dup, label, sizeof(label));
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
+                           "%s: %s: the same name and engine_id as an earlier user (%s)", key->path,
+                           label, users.users[dup].src);
+        goto error;
+    }
+    char src[1200];
+    opsc_snmp_v3_users_t *dst = opsc__field(ld->cfg, key);
+    opsc__v3_users_free(dst);
+    *dst = users;
+    snprintf(src, sizeof(src), "%s:%d", ld->path, key_line);
+    opsc__set_src(ld, key, src);
+    return 0;
+
+error:
+    opsc__v3_users_free(&users);
+    return OPSC_ECONFIG;
+}
+
 static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, struct fy_node *val,
                             int key_line) {
     size_t idx = opsc__key_index(key);
@@ -1032,6 +1906,19 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
     if (val != NULL && fy_node_is_sequence(val) &&
         (key->type == OPSC_CFG_LISTEN_TCP || key->type == OPSC_CFG_LISTEN_UDP)) {
         return opsc__apply_listen_seq(ld, key, val, key_line);
+    }
+    if (val != NULL && fy_node_is_sequence(val) && key->type == OPSC_CFG_STRLIST) {
+        return opsc__apply_strlist_seq(ld, key, val, key_line);
+    }
+    if (val != NULL && fy_node_is_sequence(val) && key->type == OPSC_CFG_SNMP_V3_USERS) {
+        return opsc__apply_v3_users_seq(ld, key, val, key_line);
+    }
+    if (val != NULL && fy_node_is_mapping(val) && key->type == OPSC_CFG_SNMP_V3_USERS) {
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
+                           "%s: expected a sequence of users (\"- name: ...\"), got a mapping "
+                           "(%s:%d)",
+                           key->path, ld->path, line);
+        return OPSC_ECONFIG;
     }
     if (val != NULL && !fy_node_is_scalar(val)) {
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected a single value, got %s (%s:%d)", key->path,
@@ -1460,6 +2347,15 @@ void opsc_config_print_effective(const opsc_config_t *cfg, FILE *out) {
     for (size_t i = 0; i < OPSC__KEYS_N; i++) {
         const opsc_config_key_t *key = &opsc_config_keys[i];
         if (key->type == OPSC_CFG_STRING && *(const char *const *)opsc__cfield(cfg, key) == NULL) {
+            fprintf(out, "%s = (unset)\n", key->path);
+            continue;
+        }
+        if ((key->type == OPSC_CFG_STRLIST &&
+             ((const opsc_strlist_t *)opsc__cfield(cfg, key))->count == 0) ||
+            (key->type == OPSC_CFG_ENGINE_ID &&
+             ((const opsc_engine_id_t *)opsc__cfield(cfg, key))->len == 0) ||
+            (key->type == OPSC_CFG_SNMP_V3_USERS &&
+             ((const opsc_snmp_v3_users_t *)opsc__cfield(cfg, key))->count == 0)) {
             fprintf(out, "%s = (unset)\n", key->path);
             continue;
         }

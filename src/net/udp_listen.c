@@ -70,6 +70,9 @@ struct opsc_udp_listen_s {
     opsc_listen_list_t listen;
     opsc__udp_sock_t socks[OPSC_LISTEN_MAX];
     int nsocks;
+    int rcvbuf_want; /* bytes asked of the kernel per socket */
+    uint64_t replies_sent;
+    uint64_t replies_failed;
     int live; /* sockets whose close callback has not run */
     int closing;
     void (*done)(void *arg);
@@ -113,7 +116,7 @@ static long read_rmem_max(void) {
  */
 static void set_rcvbuf(opsc__udp_sock_t *s) {
     uv_os_fd_t fd;
-    int want = OPSC__UDP_RCVBUF;
+    int want = s->owner->rcvbuf_want > 0 ? s->owner->rcvbuf_want : OPSC__UDP_RCVBUF;
     int got = 0;
     socklen_t glen = sizeof(got);
     int forced;
@@ -189,7 +192,7 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         s->dropped[OPSC__UDP_DROP_NO_CONSUMER]++;
         return;
     }
-    u->cb(buf->base, (size_t)nread, addr, uv_hrtime(), u->arg);
+    u->cb(buf->base, (size_t)nread, addr, uv_hrtime(), (int)(s - u->socks), u->arg);
 }
 
 static void maybe_finish(opsc_udp_listen_t *u) {
@@ -275,7 +278,7 @@ static int bind_one(opsc_udp_listen_t *u, int idx, char *errbuf, size_t errlen) 
     return 0;
 }
 
-int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen,
+int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen, size_t rcvbuf,
                           opsc_udp_datagram_cb cb, void *arg, opsc_udp_listen_t **out, char *errbuf,
                           size_t errlen) {
     opsc_udp_listen_t *u;
@@ -293,6 +296,7 @@ int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen,
         return OPSC_ENOMEM;
     }
     u->loop = loop;
+    u->rcvbuf_want = rcvbuf > 0 && rcvbuf <= (size_t)INT32_MAX / 2 ? (int)rcvbuf : 0;
     u->cb = cb;
     u->arg = arg;
     u->listen = *listen;
@@ -489,4 +493,22 @@ void opsc_udp_listen_metrics(opsc_buf_t *out, void *arg) {
                   "UDP datagrams the kernel failed to deliver (includes buffer overflows and bad "
                   "checksums). Machine-wide (whole network namespace), from /proc/net/snmp.",
                   "InErrors", "Udp6InErrors");
+}
+
+int opsc_udp_listen_send(opsc_udp_listen_t *u, int idx, const void *data, size_t len,
+                         const struct sockaddr *to) {
+    if (idx < 0 || idx >= u->nsocks || u->closing || len > 65507) {
+        u->replies_failed++;
+        return UV_EINVAL;
+    }
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    /* A reply is one small datagram: try_send never blocks; EAGAIN means the
+     * socket's send buffer is full, and the sender will retransmit. */
+    int rc = uv_udp_try_send(&u->socks[idx].udp, &b, 1, to);
+    if (rc < 0) {
+        u->replies_failed++;
+        return rc;
+    }
+    u->replies_sent++;
+    return 0;
 }

@@ -96,12 +96,12 @@ else
     fail "indexes: missing ${missing[*]}"
 fi
 
-# --- 3. seeded oid_mappings -----------------------------------------------------
+# --- 3. seeded oid_mappings (as of the newest migration: 002 makes link_up a clear event) ---
 cat >"$TMP/oid_expected" <<'EOF'
 1.3.6.1.6.3.1.1.5.1		cold_start	network	warning	Device Cold Start - {device_name}	Device has rebooted (cold start)	f	1
 1.3.6.1.6.3.1.1.5.2		warm_start	network	info	Device Warm Start - {device_name}	Device has rebooted (warm start)	f	1
 1.3.6.1.6.3.1.1.5.3		link_down	network	major	Interface Down - {device_name}	Network interface has gone down	f	1
-1.3.6.1.6.3.1.1.5.4		link_up	network	clear	Interface Up - {device_name}	Network interface has come up	f	1
+1.3.6.1.6.3.1.1.5.4		link_up	network	clear	Interface Up - {device_name}	Network interface has come up	t	1
 1.3.6.1.6.3.1.1.5.5		auth_failure	security	warning	Authentication Failure - {device_name}	SNMP authentication failure	f	1
 EOF
 q -c "SELECT oid_pattern, vendor, alert_type, category, default_severity, title_template,

@@ -149,7 +149,7 @@ static void test_key_table(void **state) {
                                            "http.max_connections",
                                            "http.max_header_bytes",
                                            "http.idle_timeout",
-                                           "snmp.listen",
+                                           "snmp.listen", "snmp.communities", "snmp.engine_id", "snmp.rcvbuf", "snmp.v3_users",
                                            "database.url",
                                            "database.readers",
                                            "database.queue_max",

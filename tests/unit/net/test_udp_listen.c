@@ -51,6 +51,8 @@ typedef struct {
     int timed_out;
     int closed;
     unsigned char seen[TOTAL];
+    int replied;
+    int wrong_listener;
 } udp_fx_t;
 
 static void listen_done(void *arg) {
@@ -118,7 +120,7 @@ static int same_addr(const struct sockaddr *a, const struct sockaddr_storage *b)
 }
 
 static void on_datagram(const void *data, size_t len, const struct sockaddr *from, uint64_t recv_ns,
-                        void *arg) {
+                        int listener, void *arg) {
     udp_fx_t *fx = arg;
     char want[512];
     int i;
@@ -134,6 +136,13 @@ static void on_datagram(const void *data, size_t len, const struct sockaddr *fro
     /* Even datagrams came from the v4 client, odd ones from v6 (when there is v6). */
     if (!same_addr(from, &fx->caddr[fx->have_v6 ? i % 2 : 0])) {
         fx->bad++;
+    }
+    if (listener != (fx->have_v6 ? i % 2 : 0)) {
+        fx->wrong_listener++;
+    }
+    /* Every 100th is answered from the socket it came in on (what an INFORM gets). */
+    if (i % 100 == 0 && opsc_udp_listen_send(fx->u, listener, data, len, from) == 0) {
+        fx->replied++;
     }
     if (fx->seen[i]) {
         fx->dup++;
@@ -230,7 +239,7 @@ static void test_receive_all(void **state) {
         set_addr(&list.addr[list.count++], AF_INET6, "::1", 0);
     }
     assert_int_equal(
-        opsc_udp_listen_start(&fx->loop, &list, on_datagram, fx, &fx->u, err, sizeof(err)), 0);
+        opsc_udp_listen_start(&fx->loop, &list, 0, on_datagram, fx, &fx->u, err, sizeof(err)), 0);
     fx->port[0] = opsc_udp_listen_port(fx->u, 0);
     assert_true(fx->port[0] > 0);
     assert_true(opsc_udp_listen_rcvbuf(fx->u, 0) > 0);
@@ -255,8 +264,21 @@ static void test_receive_all(void **state) {
     assert_int_equal(fx->bad, 0);
     assert_int_equal(fx->dup, 0);
     assert_int_equal(fx->bytes, fx->expected_bytes);
+    assert_int_equal(fx->wrong_listener, 0);
     for (i = 0; i < TOTAL; i++) {
         assert_true(fx->seen[i]);
+    }
+    /* The replies reached the clients, from the address they sent to. */
+    {
+        int got = 0;
+        char rb[512];
+        for (int side = 0; side < (fx->have_v6 ? 2 : 1); side++) {
+            while (recv(fx->cfd[side], rb, sizeof(rb), MSG_DONTWAIT) > 0) {
+                got++;
+            }
+        }
+        assert_true(fx->replied > 0);
+        assert_int_equal(got, fx->replied);
     }
 
     opsc_udp_listen_metrics(&m, fx->u);
@@ -318,7 +340,7 @@ static void test_no_consumer(void **state) {
     memset(&list, 0, sizeof(list));
     list.count = 1;
     set_addr(&list.addr[0], AF_INET, "127.0.0.1", 0);
-    assert_int_equal(opsc_udp_listen_start(&fx->loop, &list, NULL, NULL, &fx->u, err, sizeof(err)),
+    assert_int_equal(opsc_udp_listen_start(&fx->loop, &list, 0, NULL, NULL, &fx->u, err, sizeof(err)),
                      0);
     fx->port[0] = opsc_udp_listen_port(fx->u, 0);
     fx->cfd[0] = client_socket(AF_INET, fx->port[0], &fx->caddr[0]);
@@ -363,7 +385,7 @@ static void test_bind_failure(void **state) {
     list.count = 2;
     set_addr(&list.addr[0], AF_INET, "127.0.0.1", 0); /* opened, then closed again */
     set_addr(&list.addr[1], AF_INET, "127.0.0.1", ntohs(sin.sin_port));
-    rc = opsc_udp_listen_start(&loop, &list, on_datagram, NULL, &u, err, sizeof(err));
+    rc = opsc_udp_listen_start(&loop, &list, 0, on_datagram, NULL, &u, err, sizeof(err));
     assert_int_equal(rc, UV_EADDRINUSE);
     assert_null(u);
     snprintf(want, sizeof(want), "snmp.listen udp:127.0.0.1:%d: address already in use",
@@ -376,7 +398,7 @@ static void test_bind_failure(void **state) {
     assert_int_equal(uv_loop_init(&loop), 0);
     list.count = 1;
     set_addr(&list.addr[0], AF_INET6, "not-an-ip", 162);
-    rc = opsc_udp_listen_start(&loop, &list, NULL, NULL, &u, err, sizeof(err));
+    rc = opsc_udp_listen_start(&loop, &list, 0, NULL, NULL, &u, err, sizeof(err));
     assert_true(rc < 0);
     assert_string_equal(err, "snmp.listen udp6:[not-an-ip]:162: not a numeric UDP address");
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -401,7 +423,7 @@ static void test_dual_stack_same_port(void **state) {
     memset(&list, 0, sizeof(list));
     list.count = 1;
     set_addr(&list.addr[0], AF_INET6, "::", 0);
-    assert_int_equal(opsc_udp_listen_start(&loop, &list, NULL, NULL, &u, err, sizeof(err)), 0);
+    assert_int_equal(opsc_udp_listen_start(&loop, &list, 0, NULL, NULL, &u, err, sizeof(err)), 0);
     port = opsc_udp_listen_port(u, 0);
     opsc_udp_listen_close(u, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -409,7 +431,7 @@ static void test_dual_stack_same_port(void **state) {
     list.count = 2;
     set_addr(&list.addr[0], AF_INET, "0.0.0.0", port);
     set_addr(&list.addr[1], AF_INET6, "::", port);
-    assert_int_equal(opsc_udp_listen_start(&loop, &list, NULL, NULL, &u, err, sizeof(err)), 0);
+    assert_int_equal(opsc_udp_listen_start(&loop, &list, 0, NULL, NULL, &u, err, sizeof(err)), 0);
     assert_int_equal(opsc_udp_listen_port(u, 0), port);
     assert_int_equal(opsc_udp_listen_port(u, 1), port);
     opsc_udp_listen_close(u, listen_done_int, &closed);

@@ -1,0 +1,85 @@
+#ifndef OPSC_PIPELINE_H
+#define OPSC_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "opsc/alert.h"
+#include "opsc/buf.h"
+#include "opsc/change.h"
+
+/*
+ * The pipeline thread: the one owner of all correlation state.
+ *
+ *   loop thread                         pipeline thread
+ *   UDP datagram --ingest ring-->       decode (net-snmp) -> normalize key ->
+ *                                       dedup / clear -> normalize in full
+ *                                       (first occurrence only)
+ *   on_change()  <--change ring--       CREATE / REPEAT / STATUS / REPLY
+ *
+ * Both rings are bounded, lock-free and single-producer/single-consumer; each
+ * side wakes the other with uv_async_send only when the other sleeps. A full
+ * ingest ring drops the datagram and counts it; the loop never waits. A full
+ * change ring pauses the pipeline (changes are never dropped), which fills
+ * the ingest ring, which drops at the door: loss is always counted.
+ *
+ * Reference data (the normalizer snapshot) and the active alerts loaded at
+ * start travel through the ingest ring too, so they are ordered with the
+ * traffic and no lock is needed.
+ */
+
+typedef struct opsc_pipeline_s opsc_pipeline_t;
+struct opsc_snmp_decoder_options_s;
+struct opsc_normalizer_s;
+
+/**
+ * Called on the loop thread for each change, in order; takes ownership and
+ * returns 0, or non-zero when the consumer is full: the same change is offered
+ * again later (after `retry_ms`), nothing is lost.
+ */
+typedef int (*opsc_pipeline_change_cb)(opsc_change_t *c, void *arg);
+
+typedef struct opsc_pipeline_options_s {
+    size_t ingest_ring_bytes; /* 0: 64 MiB */
+    size_t change_ring_bytes; /* 0: 4 MiB */
+    const struct opsc_snmp_decoder_options_s *snmp;
+    opsc_pipeline_change_cb on_change;
+    void *arg;
+} opsc_pipeline_options_t;
+
+/** Create and start the thread (it initialises net-snmp itself). */
+int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
+                        opsc_pipeline_t **out, char *errbuf, size_t errlen);
+
+/** Loop thread: hand over one datagram (copied). 0, or OPSC_EQUEUE_FULL (dropped, counted). */
+int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len,
+                                const struct sockaddr *from, int listener);
+
+/** Loop thread: replace the normalizer snapshot (ownership passes; the old one is freed). */
+int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, struct opsc_normalizer_s *n);
+
+/**
+ * Loop thread: seed the active-alert index with alerts read from the database
+ * at start (ownership of the array and the alerts passes).
+ */
+int opsc_pipeline_load_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n);
+
+/** 1 once the normalizer and the active alerts have both been taken in. */
+int opsc_pipeline_ready(const opsc_pipeline_t *p);
+
+/**
+ * Stop: the thread finishes what is in the ingest ring, hands over its last
+ * changes, exits; `done` runs on the loop thread after it joined and the
+ * handles closed.
+ */
+void opsc_pipeline_stop(opsc_pipeline_t *p, void (*done)(void *arg), void *arg);
+
+/** Records waiting in either ring (for the shutdown drain). */
+size_t opsc_pipeline_pending(const opsc_pipeline_t *p);
+
+void opsc_pipeline_metrics(opsc_buf_t *out, void *p);
+
+#endif

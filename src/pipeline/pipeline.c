@@ -1,0 +1,663 @@
+/*
+ * The pipeline thread and the two rings around it (see include/opsc/pipeline.h).
+ *
+ * The thread runs a libuv loop of its own with one uv_async_t: the loop
+ * thread sends it only when the thread has said it is going to sleep
+ * (opsc_ring_should_wake), so a storm costs one wake-up per drained batch,
+ * not one per datagram. The thread drains at most BATCH records per turn,
+ * turns dirty dedup entries into one REPEAT change each, pushes its changes
+ * into the change ring and wakes the loop thread the same way.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <netinet/in.h>
+
+#include "opsc/buf.h"
+#include "opsc/dedup.h"
+#include "opsc/error.h"
+#include "opsc/log.h"
+#include "opsc/metrics.h"
+#include "opsc/normalize.h"
+#include "opsc/pipeline.h"
+#include "opsc/ring.h"
+#include "opsc/snmp_decode.h"
+
+#define LOG "pipeline"
+#define BATCH 4096
+#define DEFAULT_INGEST (64u << 20)
+#define DEFAULT_CHANGES (4u << 20)
+
+enum { REC_DATAGRAM = 1, REC_NORMALIZER = 2, REC_ACTIVE = 3 };
+
+/* Ingest ring record header; a datagram's bytes follow it. */
+typedef struct rec_s {
+    uint32_t kind;
+    uint32_t len;
+    int32_t listener;
+    uint32_t pad;
+    int64_t wall_us;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } from;
+    void *ptr;  /* REC_NORMALIZER, REC_ACTIVE */
+    size_t n;   /* REC_ACTIVE */
+} rec_t;
+
+struct opsc_pipeline_s {
+    uv_loop_t *loop;
+    opsc_ring_t *ingest;
+    opsc_ring_t *changes;
+    opsc_pipeline_change_cb on_change;
+    void *arg;
+
+    /* loop thread side */
+    uv_async_t loop_wake;
+    uv_timer_t loop_retry;
+    uint64_t ring_full_drops;
+    int stop_requested;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    int loop_handles;
+
+    /* pipeline thread side */
+    uv_thread_t thread;
+    uv_loop_t ploop;
+    uv_async_t wake;
+    uv_timer_t retry; /* change ring full: try again shortly */
+    opsc_snmp_decoder_options_t snmp;
+    opsc_snmp_decoder_t *dec;
+    opsc_normalizer_t *norm;
+    opsc_dedup_t *dedup;
+    opsc_change_t *out_head, *out_tail; /* changes not yet in the change ring */
+    unsigned char *scratch;
+    opsc_buf_t reply;
+    int have_norm, have_active;
+    atomic_int ready;
+    atomic_int stopping;
+    atomic_int exited;
+    char start_error[512];
+    uv_sem_t started;
+    int start_rc;
+
+    /* counters written by the pipeline thread, read by /metrics */
+    atomic_uint_fast64_t n_records;
+    atomic_uint_fast64_t n_decoded;
+    atomic_uint_fast64_t n_dropped[OPSC_SNMP_REASON_COUNT + 1];
+    atomic_uint_fast64_t n_unnormalizable;
+    atomic_uint_fast64_t n_created;
+    atomic_uint_fast64_t n_deduplicated;
+    atomic_uint_fast64_t n_cleared;
+    atomic_uint_fast64_t n_clears_unmatched;
+    atomic_uint_fast64_t n_informs;
+    atomic_uint_fast64_t n_reports;
+    atomic_uint_fast64_t n_change_ring_waits;
+    atomic_uint_fast64_t n_active;
+    atomic_uint_fast64_t n_versions[4];
+};
+
+/* ---- pipeline thread -------------------------------------------------------------------- */
+
+static void emit(opsc_pipeline_t *p, opsc_change_t *c) {
+    c->next = NULL;
+    if (p->out_tail) {
+        p->out_tail->next = c;
+    } else {
+        p->out_head = c;
+    }
+    p->out_tail = c;
+}
+
+/* Move queued changes into the change ring; 0 when all went, -1 when it is full. */
+static int push_changes(opsc_pipeline_t *p) {
+    int pushed = 0;
+    while (p->out_head) {
+        opsc_change_t **slot = opsc_ring_reserve(p->changes, sizeof(opsc_change_t *));
+        if (!slot) {
+            break;
+        }
+        opsc_change_t *c = p->out_head;
+        p->out_head = c->next;
+        if (!p->out_head) {
+            p->out_tail = NULL;
+        }
+        c->next = NULL;
+        *slot = c;
+        opsc_ring_commit(p->changes);
+        pushed++;
+    }
+    if (pushed && opsc_ring_should_wake(p->changes)) {
+        uv_async_send(&p->loop_wake);
+    }
+    return p->out_head ? -1 : 0;
+}
+
+static void emit_reply(opsc_pipeline_t *p, const rec_t *r) {
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_REPLY);
+    if (!c || !(c->reply = opsc_malloc(p->reply.len))) {
+        opsc_change_free(c);
+        return;
+    }
+    memcpy(c->reply, p->reply.base, p->reply.len);
+    c->reply_len = p->reply.len;
+    memcpy(&c->reply_to, &r->from, sizeof(r->from));
+    c->listener = r->listener;
+    emit(p, c);
+}
+
+static void flush_repeats(opsc_pipeline_t *p) {
+    for (opsc_dedup_entry_t *e = opsc_dedup_take_dirty(p->dedup); e; e = e->dirty_next) {
+        opsc_change_t *c = opsc_change_new(OPSC_CHANGE_REPEAT);
+        if (!c) {
+            continue; /* the next repeat of this alert carries the count again */
+        }
+        c->id = e->id;
+        c->occurrence_count = e->occurrence_count;
+        c->last_occurrence_at_us = e->last_occurrence_at_us;
+        emit(p, c);
+    }
+}
+
+static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char *clear_type,
+                          int64_t now_us) {
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_STATUS);
+    if (!c) {
+        return;
+    }
+    /* A count changed in this batch must reach the store before the status. */
+    if (e->dirty) {
+        opsc_change_t *r = opsc_change_new(OPSC_CHANGE_REPEAT);
+        if (r) {
+            r->id = e->id;
+            r->occurrence_count = e->occurrence_count;
+            r->last_occurrence_at_us = e->last_occurrence_at_us;
+            emit(p, r);
+        }
+    }
+    c->id = e->id;
+    c->old_status = e->status;
+    c->new_status = OPSC_STATUS_RESOLVED;
+    c->at_us = now_us;
+    snprintf(c->actor, sizeof(c->actor), "auto-clear");
+    snprintf(c->rule, sizeof(c->rule), "clear:%s", clear_type);
+    snprintf(c->action, sizeof(c->action), "resolved");
+    emit(p, c);
+    opsc_dedup_remove(p->dedup, e);
+    atomic_fetch_add_explicit(&p->n_cleared, 1, memory_order_relaxed);
+}
+
+static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
+    opsc_trap_t trap;
+    memcpy(p->scratch, r + 1, r->len); /* the decoder writes into its input */
+    int rc = opsc_snmp_decode(p->dec, p->scratch, r->len, &r->from.sa, &trap, &p->reply);
+    if (rc < 0) {
+        int idx = -rc <= OPSC_SNMP_REASON_COUNT ? -rc : 0;
+        atomic_fetch_add_explicit(&p->n_dropped[idx], 1, memory_order_relaxed);
+        if (p->reply.len > 0) {
+            atomic_fetch_add_explicit(&p->n_reports, 1, memory_order_relaxed);
+            emit_reply(p, r);
+        }
+        return;
+    }
+    atomic_fetch_add_explicit(&p->n_decoded, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->n_versions[trap.version == 3 ? 3 : trap.version & 3], 1,
+                              memory_order_relaxed);
+
+    opsc_trap_key_t key;
+    if (opsc_normalize_key(p->norm, &trap, &key) != 0) {
+        atomic_fetch_add_explicit(&p->n_unnormalizable, 1, memory_order_relaxed);
+        return;
+    }
+    int64_t now = r->wall_us;
+    if (key.is_clear) {
+        /* A clear resolves what it clears and opens nothing itself. */
+        char fps[16][OPSC_FINGERPRINT_HEX];
+        size_t n = opsc_normalize_clear_fingerprints(p->norm, &trap, &key, fps, 16);
+        size_t hit = 0;
+        for (size_t i = 0; i < n; i++) {
+            opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, fps[i]);
+            if (e) {
+                resolve_entry(p, e, key.alert_type, now);
+                hit++;
+            }
+        }
+        if (!hit) {
+            atomic_fetch_add_explicit(&p->n_clears_unmatched, 1, memory_order_relaxed);
+        }
+    } else {
+        opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, key.fingerprint);
+        if (e) {
+            opsc_dedup_touch(p->dedup, e, now);
+            atomic_fetch_add_explicit(&p->n_deduplicated, 1, memory_order_relaxed);
+        } else {
+            opsc_alert_t *a = opsc_alert_new();
+            if (!a || opsc_normalize_full(p->norm, &trap, &key, now, a) != 0) {
+                opsc_alert_free(a);
+                atomic_fetch_add_explicit(&p->n_unnormalizable, 1, memory_order_relaxed);
+                return;
+            }
+            opsc_change_t *c = opsc_change_new(OPSC_CHANGE_CREATE);
+            const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
+            if (!c || !opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status,
+                                      a->occurrence_count, now, a->alert_type, device,
+                                      key.discriminator)) {
+                opsc_change_free(c);
+                opsc_alert_free(a);
+                return;
+            }
+            c->id = a->id;
+            c->alert = a;
+            emit(p, c);
+            atomic_fetch_add_explicit(&p->n_created, 1, memory_order_relaxed);
+        }
+    }
+    if (trap.pdu == OPSC_PDU_INFORM && p->reply.len > 0) {
+        /* Answered once everything before it is durable (the store sends it). */
+        flush_repeats(p);
+        atomic_fetch_add_explicit(&p->n_informs, 1, memory_order_relaxed);
+        emit_reply(p, r);
+    }
+}
+
+static void take_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        opsc_alert_t *a = alerts[i];
+        if (a->fingerprint[0] && a->status != OPSC_STATUS_RESOLVED &&
+            a->status != OPSC_STATUS_EXPIRED) {
+            const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
+            opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status, a->occurrence_count,
+                           a->last_occurrence_at_us, a->alert_type, device, "");
+        }
+        opsc_alert_free(a);
+    }
+    opsc_free(alerts);
+    p->have_active = 1;
+    opsc_log_info(LOG, "active-alert index loaded: %zu alerts", opsc_dedup_count(p->dedup));
+}
+
+static void on_retry(uv_timer_t *t);
+
+static void drain(opsc_pipeline_t *p) {
+    if (p->out_head && push_changes(p) != 0) {
+        atomic_fetch_add_explicit(&p->n_change_ring_waits, 1, memory_order_relaxed);
+        uv_timer_start(&p->retry, on_retry, 1, 0);
+        return;
+    }
+    size_t n = 0;
+    size_t len;
+    const void *rec;
+    opsc_ring_consumer_awake(p->ingest);
+    while (n < BATCH && (rec = opsc_ring_peek(p->ingest, &len)) != NULL) {
+        const rec_t *r = rec;
+        switch (r->kind) {
+        case REC_DATAGRAM:
+            if (p->norm && p->dec) {
+                handle_datagram(p, r);
+            } else {
+                atomic_fetch_add_explicit(&p->n_unnormalizable, 1, memory_order_relaxed);
+            }
+            break;
+        case REC_NORMALIZER:
+            if (p->norm) {
+                opsc_normalizer_destroy(p->norm);
+            }
+            p->norm = r->ptr;
+            p->have_norm = 1;
+            break;
+        case REC_ACTIVE:
+            take_active(p, r->ptr, r->n);
+            break;
+        default:
+            break;
+        }
+        opsc_ring_release(p->ingest);
+        n++;
+        atomic_fetch_add_explicit(&p->n_records, 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&p->n_active, opsc_dedup_count(p->dedup), memory_order_relaxed);
+    if (p->have_norm && p->have_active) {
+        atomic_store_explicit(&p->ready, 1, memory_order_release);
+    }
+    flush_repeats(p);
+    if (push_changes(p) != 0) {
+        atomic_fetch_add_explicit(&p->n_change_ring_waits, 1, memory_order_relaxed);
+        uv_timer_start(&p->retry, on_retry, 1, 0);
+        return;
+    }
+    if (n == BATCH) {
+        uv_async_send(&p->wake); /* more to do: yield to stop requests, then continue */
+        return;
+    }
+    /* Going to sleep: say so, then look once more (no lost wake-up). */
+    opsc_ring_consumer_sleeping(p->ingest);
+    if (opsc_ring_peek(p->ingest, &len) != NULL) {
+        opsc_ring_consumer_awake(p->ingest);
+        uv_async_send(&p->wake);
+    } else if (atomic_load(&p->stopping) && !p->out_head) {
+        uv_stop(&p->ploop);
+    }
+}
+
+
+static void on_wake(uv_async_t *h) {
+    drain(h->data);
+}
+
+static void on_retry(uv_timer_t *t) {
+    drain(t->data);
+}
+
+static void thread_main(void *arg) {
+    opsc_pipeline_t *p = arg;
+    p->start_rc = opsc_snmp_decoder_create(&p->snmp, &p->dec, p->start_error,
+                                           sizeof(p->start_error));
+    /* Both consumers start asleep: the first record wakes them. */
+    opsc_ring_consumer_sleeping(p->ingest);
+    uv_sem_post(&p->started);
+    if (p->start_rc != 0) {
+        return;
+    }
+    uv_run(&p->ploop, UV_RUN_DEFAULT);
+    /* Stopping: whatever arrived last is processed, then everything is handed over. */
+    drain(p);
+    while (p->out_head) {
+        if (push_changes(p) != 0) {
+            uv_sleep(1);
+        }
+    }
+    opsc_snmp_decoder_destroy(p->dec);
+    p->dec = NULL;
+    atomic_store(&p->exited, 1);
+    uv_async_send(&p->loop_wake);
+}
+
+/* ---- loop thread ------------------------------------------------------------------------ */
+
+static void loop_drain(opsc_pipeline_t *p);
+
+static void on_loop_retry(uv_timer_t *t) {
+    loop_drain(t->data);
+}
+
+static void loop_handle_closed(uv_handle_t *h) {
+    opsc_pipeline_t *p = h->data;
+    if (--p->loop_handles > 0) {
+        return;
+    }
+    void (*done)(void *) = p->stop_done;
+    void *arg = p->stop_arg;
+    opsc_ring_destroy(p->ingest);
+    opsc_ring_destroy(p->changes);
+    opsc_free(p->scratch);
+    opsc_buf_free(&p->reply);
+    opsc_free(p);
+    if (done) {
+        done(arg);
+    }
+}
+
+static void finish_stop(opsc_pipeline_t *p) {
+    uv_thread_join(&p->thread);
+    /* Records the thread never took (ring full at the very end) are freed here. */
+    size_t len;
+    const void *rec;
+    while ((rec = opsc_ring_peek(p->ingest, &len)) != NULL) {
+        const rec_t *r = rec;
+        if (r->kind == REC_NORMALIZER) {
+            opsc_normalizer_destroy(r->ptr);
+        } else if (r->kind == REC_ACTIVE) {
+            opsc_alert_t **a = r->ptr;
+            for (size_t i = 0; i < r->n; i++) {
+                opsc_alert_free(a[i]);
+            }
+            opsc_free(a);
+        }
+        opsc_ring_release(p->ingest);
+    }
+    if (p->norm) {
+        opsc_normalizer_destroy(p->norm);
+        p->norm = NULL;
+    }
+    opsc_dedup_destroy(p->dedup);
+    p->dedup = NULL;
+    uv_close((uv_handle_t *)&p->wake, NULL);
+    uv_close((uv_handle_t *)&p->retry, NULL);
+    uv_run(&p->ploop, UV_RUN_NOWAIT);
+    uv_loop_close(&p->ploop);
+    p->loop_handles = 2;
+    uv_close((uv_handle_t *)&p->loop_wake, loop_handle_closed);
+    uv_close((uv_handle_t *)&p->loop_retry, loop_handle_closed);
+}
+
+static void loop_drain(opsc_pipeline_t *p) {
+    size_t len;
+    const void *rec;
+    opsc_ring_consumer_awake(p->changes);
+    while ((rec = opsc_ring_peek(p->changes, &len)) != NULL) {
+        opsc_change_t *c = *(opsc_change_t *const *)rec;
+        if (p->on_change(c, p->arg) != 0) {
+            /* The consumer is full: keep it in the ring and offer it again soon. */
+            uv_timer_start(&p->loop_retry, on_loop_retry, 5, 0);
+            return;
+        }
+        opsc_ring_release(p->changes);
+    }
+    opsc_ring_consumer_sleeping(p->changes);
+    if (opsc_ring_peek(p->changes, &len) != NULL) {
+        opsc_ring_consumer_awake(p->changes);
+        uv_async_send(&p->loop_wake);
+        return;
+    }
+    if (p->stop_requested && atomic_load(&p->exited) && !uv_is_closing((uv_handle_t *)&p->loop_wake)) {
+        finish_stop(p);
+    }
+}
+
+static void on_loop_wake(uv_async_t *h) {
+    loop_drain(h->data);
+}
+
+static int push_record(opsc_pipeline_t *p, const rec_t *hdr, const void *data, size_t len) {
+    rec_t *r = opsc_ring_reserve(p->ingest, sizeof(*r) + len);
+    if (!r) {
+        return OPSC_EQUEUE_FULL;
+    }
+    *r = *hdr;
+    if (len) {
+        memcpy(r + 1, data, len);
+    }
+    opsc_ring_commit(p->ingest);
+    if (opsc_ring_should_wake(p->ingest)) {
+        uv_async_send(&p->wake);
+    }
+    return 0;
+}
+
+int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len,
+                                const struct sockaddr *from, int listener) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_DATAGRAM;
+    h.len = (uint32_t)len;
+    h.listener = listener;
+    h.wall_us = opsc_now_us();
+    memcpy(&h.from, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                      : sizeof(struct sockaddr_in));
+    if (p->stop_requested || len > OPSC_SNMP_DATAGRAM_MAX || push_record(p, &h, data, len) != 0) {
+        p->ring_full_drops++;
+        return OPSC_EQUEUE_FULL;
+    }
+    return 0;
+}
+
+int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, opsc_normalizer_t *n) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_NORMALIZER;
+    h.ptr = n;
+    return push_record(p, &h, NULL, 0);
+}
+
+int opsc_pipeline_load_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_ACTIVE;
+    h.ptr = alerts;
+    h.n = n;
+    return push_record(p, &h, NULL, 0);
+}
+
+int opsc_pipeline_ready(const opsc_pipeline_t *p) {
+    return atomic_load_explicit(&p->ready, memory_order_acquire);
+}
+
+size_t opsc_pipeline_pending(const opsc_pipeline_t *p) {
+    return (size_t)(opsc_ring_used_bytes(p->ingest) + opsc_ring_used_bytes(p->changes));
+}
+
+int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
+                        opsc_pipeline_t **out, char *errbuf, size_t errlen) {
+    int rc;
+    opsc_pipeline_t *p = opsc_calloc(1, sizeof(*p));
+    if (!p) {
+        return OPSC_ENOMEM;
+    }
+    p->loop = loop;
+    p->on_change = opts->on_change;
+    p->arg = opts->arg;
+    p->snmp = *opts->snmp;
+    rc = opsc_ring_create(opts->ingest_ring_bytes ? opts->ingest_ring_bytes : DEFAULT_INGEST,
+                          &p->ingest);
+    if (rc == 0) {
+        rc = opsc_ring_create(opts->change_ring_bytes ? opts->change_ring_bytes : DEFAULT_CHANGES,
+                              &p->changes);
+    }
+    p->scratch = opsc_malloc(OPSC_SNMP_DATAGRAM_MAX + 1);
+    p->dedup = opsc_dedup_create(4096);
+    if (rc != 0 || !p->scratch || !p->dedup) {
+        opsc_errbuf_printf(errbuf, errlen, "pipeline: out of memory for the rings");
+        rc = rc ? rc : OPSC_ENOMEM;
+        goto error;
+    }
+    uv_loop_init(&p->ploop);
+    uv_async_init(&p->ploop, &p->wake, on_wake);
+    p->wake.data = p;
+    uv_timer_init(&p->ploop, &p->retry);
+    p->retry.data = p;
+    uv_async_init(loop, &p->loop_wake, on_loop_wake);
+    p->loop_wake.data = p;
+    uv_timer_init(loop, &p->loop_retry);
+    p->loop_retry.data = p;
+    opsc_ring_consumer_sleeping(p->changes);
+    uv_sem_init(&p->started, 0);
+    rc = uv_thread_create(&p->thread, thread_main, p);
+    if (rc == 0) {
+        uv_sem_wait(&p->started);
+        rc = p->start_rc;
+        if (rc != 0) {
+            uv_thread_join(&p->thread);
+            opsc_errbuf_printf(errbuf, errlen, "%s", p->start_error);
+        }
+    } else {
+        opsc_errbuf_printf(errbuf, errlen, "pipeline: cannot start its thread: %s",
+                           uv_strerror(rc));
+    }
+    uv_sem_destroy(&p->started);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&p->wake, NULL);
+        uv_close((uv_handle_t *)&p->retry, NULL);
+        uv_run(&p->ploop, UV_RUN_NOWAIT);
+        uv_loop_close(&p->ploop);
+        p->stop_done = NULL;
+        p->loop_handles = 2;
+        uv_close((uv_handle_t *)&p->loop_wake, loop_handle_closed);
+        uv_close((uv_handle_t *)&p->loop_retry, loop_handle_closed);
+        return rc;
+    }
+    *out = p;
+    return 0;
+
+error:
+    opsc_dedup_destroy(p->dedup);
+    opsc_free(p->scratch);
+    if (p->ingest) {
+        opsc_ring_destroy(p->ingest);
+    }
+    if (p->changes) {
+        opsc_ring_destroy(p->changes);
+    }
+    opsc_free(p);
+    return rc;
+}
+
+void opsc_pipeline_stop(opsc_pipeline_t *p, void (*done)(void *arg), void *arg) {
+    p->stop_requested = 1;
+    p->stop_done = done;
+    p->stop_arg = arg;
+    atomic_store(&p->stopping, 1);
+    uv_async_send(&p->wake);
+}
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+#define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
+    opsc_pipeline_t *p = arg;
+    char labels[96];
+    opsc_metrics_family(out, "opsc_trap_ingest_ring_dropped_total", "counter",
+                        "Datagrams dropped because the ingest ring was full");
+    opsc_metrics_sample_u64(out, "opsc_trap_ingest_ring_dropped_total", NULL, p->ring_full_drops);
+    opsc_metrics_family(out, "opsc_ring_used_bytes", "gauge", "Bytes waiting in each ring");
+    opsc_metrics_sample_u64(out, "opsc_ring_used_bytes", "ring=\"ingest\"",
+                            opsc_ring_used_bytes(p->ingest));
+    opsc_metrics_sample_u64(out, "opsc_ring_used_bytes", "ring=\"change\"",
+                            opsc_ring_used_bytes(p->changes));
+    opsc_metrics_family(out, "opsc_ring_capacity_bytes", "gauge", "Size of each ring");
+    opsc_metrics_sample_u64(out, "opsc_ring_capacity_bytes", "ring=\"ingest\"",
+                            opsc_ring_capacity(p->ingest));
+    opsc_metrics_sample_u64(out, "opsc_ring_capacity_bytes", "ring=\"change\"",
+                            opsc_ring_capacity(p->changes));
+    opsc_metrics_family(out, "opsc_trap_decoded_total", "counter",
+                        "Notifications decoded and accepted, by SNMP version");
+    static const char *const vname[4] = {"v1", "v2c", "", "v3"};
+    for (int v = 0; v < 4; v++) {
+        if (v == 2) {
+            continue;
+        }
+        snprintf(labels, sizeof(labels), "version=\"%s\"", vname[v]);
+        opsc_metrics_sample_u64(out, "opsc_trap_decoded_total", labels, LOAD(p->n_versions[v]));
+    }
+    opsc_metrics_family(out, "opsc_trap_dropped_total", "counter",
+                        "Datagrams dropped by the decoder, by reason");
+    for (int i = 1; i <= OPSC_SNMP_REASON_COUNT; i++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", opsc_snmp_reason_name(-i));
+        opsc_metrics_sample_u64(out, "opsc_trap_dropped_total", labels, LOAD(p->n_dropped[i]));
+    }
+    snprintf(labels, sizeof(labels), "reason=\"unnormalizable\"");
+    opsc_metrics_sample_u64(out, "opsc_trap_dropped_total", labels, LOAD(p->n_unnormalizable));
+    opsc_metrics_family(out, "opsc_alerts_total", "counter",
+                        "What the pipeline did with accepted notifications");
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"created\"", LOAD(p->n_created));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"deduplicated\"",
+                            LOAD(p->n_deduplicated));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"cleared\"", LOAD(p->n_cleared));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"clear_without_alert\"",
+                            LOAD(p->n_clears_unmatched));
+    opsc_metrics_family(out, "opsc_alerts_active", "gauge",
+                        "Alerts in the pipeline's active index (active, acknowledged, suppressed)");
+    opsc_metrics_sample_u64(out, "opsc_alerts_active", NULL, LOAD(p->n_active));
+    opsc_metrics_family(out, "opsc_snmp_replies_total", "counter",
+                        "INFORM responses and v3 Reports produced");
+    opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"inform_response\"",
+                            LOAD(p->n_informs));
+    opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"report\"", LOAD(p->n_reports));
+    opsc_metrics_family(out, "opsc_pipeline_change_ring_waits_total", "counter",
+                        "Times the pipeline paused because the change ring was full");
+    opsc_metrics_sample_u64(out, "opsc_pipeline_change_ring_waits_total", NULL,
+                            LOAD(p->n_change_ring_waits));
+}
