@@ -426,8 +426,10 @@ static void finish_stop(opsc_pipeline_t *p) {
     p->dedup = NULL;
     uv_close((uv_handle_t *)&p->wake, NULL);
     uv_close((uv_handle_t *)&p->retry, NULL);
-    uv_run(&p->ploop, UV_RUN_NOWAIT);
-    uv_loop_close(&p->ploop);
+    /* A uv_stop left pending by the thread makes one run return at once. */
+    for (int i = 0; i < 10 && uv_loop_close(&p->ploop) == UV_EBUSY; i++) {
+        uv_run(&p->ploop, UV_RUN_NOWAIT);
+    }
     p->loop_handles = 2;
     uv_close((uv_handle_t *)&p->loop_wake, loop_handle_closed);
     uv_close((uv_handle_t *)&p->loop_retry, loop_handle_closed);
@@ -570,8 +572,9 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     if (rc != 0) {
         uv_close((uv_handle_t *)&p->wake, NULL);
         uv_close((uv_handle_t *)&p->retry, NULL);
-        uv_run(&p->ploop, UV_RUN_NOWAIT);
-        uv_loop_close(&p->ploop);
+        for (int i = 0; i < 10 && uv_loop_close(&p->ploop) == UV_EBUSY; i++) {
+            uv_run(&p->ploop, UV_RUN_NOWAIT);
+        }
         p->stop_done = NULL;
         p->loop_handles = 2;
         uv_close((uv_handle_t *)&p->loop_wake, loop_handle_closed);

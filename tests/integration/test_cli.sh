@@ -2,9 +2,10 @@
 # Command line and configuration errors: exit 2 with one line naming the key.
 source "$(dirname "$0")/lib.sh"
 
-"$BIN" --version | grep -q '^opsconductord [0-9]' || fail "--version"
-"$BIN" --help | grep -q -- '--check-config' || fail "--help"
-"$BIN" --help-config | grep -q 'OPSC_DATABASE_URL' || fail "--help-config"
+# Captured first: `cmd | grep -q` under pipefail fails when grep exits before cmd is done.
+out=$("$BIN" --version); [[ $out == "opsconductord "[0-9]* ]] || fail "--version"
+out=$("$BIN" --help); [[ $out == *--check-config* ]] || fail "--help"
+out=$("$BIN" --help-config); [[ $out == *OPSC_DATABASE_URL* && $out == *OPSC_SNMP_V3_USERS* ]] || fail "--help-config"
 ok "--version, --help, --help-config"
 
 expect_config_error() { # name key file-or-empty [env...]
