@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# opsbench traps against the real server and a throwaway PostgreSQL: its
+# encoder produces traps the server turns into the right alerts, and its
+# report agrees with the database (no loss at a modest rate).
+source "$(dirname "$0")/lib.sh"
+OPSBENCH="$TEST_OPSC_BIN_DIR/opsbench"
+[[ -x $OPSBENCH ]] || fail "no $OPSBENCH"
+
+# --dry-run: one SNMPv2c linkDown from 10.0.0.1 ifIndex 1, exactly as encoded.
+hex=$("$OPSBENCH" traps --dry-run)
+[[ $hex == 30*a7*2b0601060301010503*2b060106031201030040040a000001 ]] || fail "dry-run encoding: $hex"
+"$OPSBENCH" --help | grep -q -- '--dup-ratio' || fail "--help"
+ok "opsbench --dry-run and --help"
+
+start_ext_pg
+CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
+HTTP_PORT=$(free_port tcp)
+TRAP_PORT=$(free_port udp)
+BASE="http://127.0.0.1:$HTTP_PORT"
+cat >"$TMP/opsc.yaml" <<YAML
+data_dir: $TMP/data
+http:
+  listen: 127.0.0.1:$HTTP_PORT
+snmp:
+  listen: udp:127.0.0.1:$TRAP_PORT
+  communities: public
+YAML
+OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
+SERVER=$!
+CLEANUP_PIDS+=("$SERVER")
+wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
+
+timeout 60 "$OPSBENCH" traps --target "127.0.0.1:$TRAP_PORT" --metrics "$BASE/metrics" \
+    --count 20000 --devices 50 --interfaces 4 --clear-ratio 0 --rate 20000 --duration 10 >"$TMP/report.txt" ||
+    { cat "$TMP/report.txt"; fail "opsbench exit status"; }
+cat "$TMP/report.txt"
+grep -Eq '^  traps sent +20000$' "$TMP/report.txt" || fail "not 20000 sent"
+grep -q '^lost or dropped, total: 0$' "$TMP/report.txt" || fail "opsbench reports drops"
+grep -q '^result: LOSSLESS$' "$TMP/report.txt" || fail "opsbench does not report LOSSLESS"
+ok "opsbench: 20000 sent, 0 lost or dropped"
+
+want="200 20000 50"
+deadline=$((SECONDS + 15)) got=""
+while ((SECONDS < deadline)); do
+    got=$(psql -XAtq "$CI" -c "SELECT count(*) || ' ' || coalesce(sum(occurrence_count), 0) || ' ' || count(DISTINCT device_ip) FROM alerts WHERE alert_type = 'link_down' AND status = 'active'")
+    [[ $got == "$want" ]] && break
+    sleep 0.2
+done
+[[ $got == "$want" ]] || fail "alerts: got '$got', expected '$want' (count, sum of occurrence_count, devices)"
+[[ $(psql -XAtq "$CI" -c "SELECT count(*) FROM alerts WHERE alert_type <> 'link_down' OR status <> 'active'") == 0 ]] ||
+    fail "alerts other than active link_down"
+ok "200 active link_down alerts (50 devices x 4 interfaces), occurrence_count summing to 20000"
