@@ -72,6 +72,9 @@ struct opsc_server_s {
     size_t ndevs;
     int maps_loaded, devs_loaded, loading;
     int pipeline_loaded; /* normalizer and active alerts handed to the pipeline */
+    int listening;       /* LISTEN opsc_refdata subscribed */
+    uv_timer_t reload_timer; /* debounces reference-data notifications */
+    uint64_t refdata_reloads;
     uint64_t not_ready_drops;
     unsigned char engine_id[OPSC_SNMP_ENGINE_ID_MAX];
     size_t engine_id_len;
@@ -198,6 +201,9 @@ static void collect_pipeline(opsc_buf_t *out, void *arg) {
     opsc_metrics_family(out, "opsc_trap_not_ready_dropped_total", "counter",
                         "Datagrams dropped because the pipeline was not loaded yet (start-up)");
     opsc_metrics_sample_u64(out, "opsc_trap_not_ready_dropped_total", NULL, srv->not_ready_drops);
+    opsc_metrics_family(out, "opsc_refdata_reloads_total", "counter",
+                        "OID mappings and devices reloaded after a change in the database");
+    opsc_metrics_sample_u64(out, "opsc_refdata_reloads_total", NULL, srv->refdata_reloads);
     if (srv->pipeline) {
         opsc_pipeline_metrics(out, srv->pipeline);
     }
@@ -301,6 +307,11 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
     srv->maps_loaded = srv->devs_loaded = 0;
     if (!n) {
         opsc_log_err(LOG, "cannot use the OID mappings: %s", err[0] ? err : "out of memory");
+        if (srv->pipeline_loaded) {
+            /* A bad row added at run time: keep the snapshot in use. */
+            srv->loading = 0;
+            return;
+        }
         opsc_server_shutdown(srv, 1);
         return;
     }
@@ -310,19 +321,43 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
         srv->loading = 0;
         return;
     }
+    if (srv->pipeline_loaded) {
+        srv->refdata_reloads++;
+        srv->loading = 0; /* a reload: the active alerts are the pipeline's already */
+        return;
+    }
     if (opsc_store_load_active(srv->store, on_active, srv) != 0) {
         srv->loading = 0;
     }
 }
 
 static void load_refdata(opsc_server_t *srv) {
-    if (srv->pipeline_loaded || srv->loading || !srv->store || srv->phase != PHASE_RUNNING) {
+    if (srv->loading || !srv->store || srv->phase != PHASE_RUNNING) {
         return;
     }
     srv->loading = 1;
     if (opsc_store_load_mappings(srv->store, on_mappings, srv) != 0 ||
         opsc_store_load_devices(srv->store, on_devices, srv) != 0) {
         srv->loading = 0; /* the pool refused: the next writer-up tries again */
+    }
+}
+
+static void on_reload_timer(uv_timer_t *t) {
+    opsc_server_t *srv = t->data;
+    if (srv->loading) {
+        uv_timer_start(&srv->reload_timer, on_reload_timer, 100, 0); /* after the current load */
+        return;
+    }
+    load_refdata(srv);
+}
+
+/* Reference data changed somewhere (trigger + NOTIFY): reload it, debounced. */
+static void on_refdata_notify(const char *channel, const char *payload, void *arg) {
+    opsc_server_t *srv = arg;
+    (void)channel;
+    opsc_log_debug(LOG, "reference data changed (%s): reloading", payload);
+    if (srv->pipeline_loaded && srv->phase == PHASE_RUNNING) {
+        uv_timer_start(&srv->reload_timer, on_reload_timer, 200, 0);
     }
 }
 
@@ -383,7 +418,12 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
             }
             opsc_store_set_reply_cb(srv->store, on_reply, srv);
         }
-        load_refdata(srv);
+        if (!srv->listening && opsc_pg_listen(srv->pool, "opsc_refdata", on_refdata_notify, srv) == 0) {
+            srv->listening = 1;
+        }
+        if (!srv->pipeline_loaded) {
+            load_refdata(srv);
+        }
         return;
     }
     if (err == OPSC_EDB_CONN_LOST || err == OPSC_ESHUTDOWN) {
@@ -402,7 +442,13 @@ static void on_writer_state(opsc_pg_pool_t *pool, int up, void *arg) {
         return;
     }
     if (srv->migrated) {
-        load_refdata(srv); /* a load that failed with the connection is retried */
+        /* A load that failed with the connection is retried; and notifications
+         * sent while we were away are lost, so reload what may have changed. */
+        if (srv->pipeline_loaded) {
+            uv_timer_start(&srv->reload_timer, on_reload_timer, 200, 0);
+        } else {
+            load_refdata(srv);
+        }
     }
     if (!srv->migrated && !srv->migrating && srv->phase == PHASE_RUNNING) {
         int rc = opsc_migrate_run(pool, opsc_migrations, opsc_migrations_count, on_migrated, srv);
@@ -541,6 +587,8 @@ static void finish_shutdown(opsc_server_t *srv) {
     srv->loopstat = NULL;
     uv_timer_stop(&srv->drain_timer);
     uv_close((uv_handle_t *)&srv->drain_timer, handle_closed);
+    uv_timer_stop(&srv->reload_timer);
+    uv_close((uv_handle_t *)&srv->reload_timer, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_term, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_int, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_hup, handle_closed);
@@ -702,11 +750,13 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     }
     uv_timer_init(loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
+    uv_timer_init(loop, &srv->reload_timer);
+    srv->reload_timer.data = srv;
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     uv_signal_init(loop, &srv->sig_hup);
     srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
-    srv->handles_open = 4;
+    srv->handles_open = 5;
     opsc_metrics_register(srv->metrics, server_metrics, srv);
     opsc_metrics_register(srv->metrics, collect_loop, srv);
     opsc_metrics_register(srv->metrics, collect_pool, srv);
