@@ -9,7 +9,9 @@ BUILD=(gcc libc6-dev make cmake pkg-config)
 LIBS=(libuv1-dev libpq-dev libc-ares-dev libmbedtls-dev uuid-dev libjansson-dev libfyaml-dev
       libsnmp-dev node-llhttp)
 RUNTIME=(postgresql-15 postgresql-client-15)
-TEST=(libcmocka-dev curl procps snmp)
+# clang + libclang-rt-14-dev: the libFuzzer targets (libFuzzer and the sanitizer
+# runtimes are in libclang-rt-14-dev, only Recommended by clang-14).
+TEST=(libcmocka-dev curl procps snmp clang libclang-rt-14-dev)
 
 want=("${BUILD[@]}" "${LIBS[@]}" "${RUNTIME[@]}")
 [[ ${1:-} == --test ]] && want+=("${TEST[@]}")

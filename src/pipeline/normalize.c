@@ -561,10 +561,54 @@ static size_t value_text(const opsc_varbind_t *vb, int names, char *out, size_t 
 
 /* ---- phase 1 ------------------------------------------------------------------------------ */
 
+/*
+ * A storm repeats the same few fingerprints: remember the last ones per
+ * thread (direct-mapped, keyed by FNV-1a of the exact input bytes, checked
+ * byte for byte) so a repeat costs a hash and a compare, not a SHA-256.
+ */
+#define FP_CACHE_SLOTS 256
+#define FP_CACHE_INPUT 192
+typedef struct fp_cache_slot_s {
+    uint16_t len; /* 0 = empty */
+    char input[FP_CACHE_INPUT];
+    char fp[OPSC_FINGERPRINT_HEX];
+} fp_cache_slot_t;
+static _Thread_local fp_cache_slot_t fp_cache[FP_CACHE_SLOTS]; /* ~66 KiB per thread */
+
+static void fingerprint_compute(const char *const parts[4], char out[OPSC_FINGERPRINT_HEX]);
+
 void opsc_normalize_fingerprint(const char *source, const char *device, const char *alert_type,
                                 const char *discriminator, char out[OPSC_FINGERPRINT_HEX]) {
-    static const char hx[] = "0123456789abcdef";
     const char *parts[4] = {source, device, alert_type, discriminator};
+    char input[FP_CACHE_INPUT];
+    size_t len = 0;
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 4; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        size_t n = strlen(p) + 1;
+        if (len + n > sizeof(input)) {
+            fingerprint_compute(parts, out); /* too long to cache: rare */
+            return;
+        }
+        memcpy(input + len, p, n);
+        len += n;
+    }
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)input[i]) * 1099511628211ull;
+    }
+    fp_cache_slot_t *slot = &fp_cache[h & (FP_CACHE_SLOTS - 1)];
+    if (slot->len == len && memcmp(slot->input, input, len) == 0) {
+        memcpy(out, slot->fp, OPSC_FINGERPRINT_HEX);
+        return;
+    }
+    fingerprint_compute(parts, out);
+    memcpy(slot->input, input, len);
+    slot->len = (uint16_t)len;
+    memcpy(slot->fp, out, OPSC_FINGERPRINT_HEX);
+}
+
+static void fingerprint_compute(const char *const parts[4], char out[OPSC_FINGERPRINT_HEX]) {
+    static const char hx[] = "0123456789abcdef";
     unsigned char digest[32];
     mbedtls_sha256_context ctx;
     mbedtls_sha256_init(&ctx);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <netinet/in.h>
+#include <sys/prctl.h>
 
 #include "opsc/buf.h"
 #include "opsc/dedup.h"
@@ -353,6 +354,7 @@ static void on_retry(uv_timer_t *t) {
 
 static void thread_main(void *arg) {
     opsc_pipeline_t *p = arg;
+    prctl(PR_SET_NAME, "opsc-pipeline", 0, 0, 0); /* visible in top -H and perf */
     p->start_rc = opsc_snmp_decoder_create(&p->snmp, &p->dec, p->start_error,
                                            sizeof(p->start_error));
     /* Both consumers start asleep: the first record wakes them. */
