@@ -70,7 +70,9 @@ struct opsc_server_s {
     size_t nmaps;
     opsc_store_device_row_t *devs;
     size_t ndevs;
-    int maps_loaded, devs_loaded, loading;
+    opsc_store_dependency_row_t *deps;
+    size_t ndeps;
+    int maps_loaded, devs_loaded, deps_loaded, loading;
     int pipeline_loaded; /* normalizer and active alerts handed to the pipeline */
     int listening;       /* LISTEN opsc_refdata subscribed */
     uv_timer_t reload_timer; /* debounces reference-data notifications */
@@ -253,6 +255,21 @@ static void on_devices(opsc_store_device_row_t *rows, size_t n, int err, void *a
     maybe_hand_refdata(srv);
 }
 
+static void on_dependencies(opsc_store_dependency_row_t *rows, size_t n, int err, void *arg) {
+    opsc_server_t *srv = arg;
+    if (err) {
+        opsc_log_err(LOG, "loading dependencies failed (%s); retrying when the database is back",
+                     opsc_strerror(err));
+        srv->loading = 0;
+        return;
+    }
+    opsc_store_dependency_rows_free(srv->deps, srv->ndeps); /* left by a failed load */
+    srv->deps = rows;
+    srv->ndeps = n;
+    srv->deps_loaded = 1;
+    maybe_hand_refdata(srv);
+}
+
 static void on_active(opsc_alert_t **alerts, size_t n, int err, void *arg) {
     opsc_server_t *srv = arg;
     if (err) {
@@ -273,7 +290,7 @@ static void on_active(opsc_alert_t **alerts, size_t n, int err, void *arg) {
 }
 
 static void maybe_hand_refdata(opsc_server_t *srv) {
-    if (!srv->maps_loaded || !srv->devs_loaded || !srv->pipeline) {
+    if (!srv->maps_loaded || !srv->devs_loaded || !srv->deps_loaded || !srv->pipeline) {
         return;
     }
     char err[512] = "";
@@ -298,13 +315,26 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
         }
         n = opsc_normalizer_create(rows, srv->nmaps, devs, srv->ndevs, err, sizeof(err));
     }
+    if (n && srv->ndeps > 0) {
+        opsc_dependency_ref_t *deps = opsc_calloc(srv->ndeps, sizeof(*deps));
+        for (size_t i = 0; deps && i < srv->ndeps; i++) {
+            deps[i] = (opsc_dependency_ref_t){.device = srv->deps[i].device_ip,
+                                              .upstream = srv->deps[i].depends_on_ip};
+        }
+        if (!deps || opsc_normalizer_set_dependencies(n, deps, srv->ndeps) != 0) {
+            opsc_log_err(LOG, "out of memory for the dependency graph: no dependency suppression");
+        }
+        opsc_free(deps);
+    }
     opsc_free(rows);
     opsc_free(devs);
     opsc_store_mapping_rows_free(srv->maps, srv->nmaps);
     opsc_store_device_rows_free(srv->devs, srv->ndevs);
     srv->maps = NULL;
     srv->devs = NULL;
-    srv->maps_loaded = srv->devs_loaded = 0;
+    opsc_store_dependency_rows_free(srv->deps, srv->ndeps);
+    srv->deps = NULL;
+    srv->maps_loaded = srv->devs_loaded = srv->deps_loaded = 0;
     if (!n) {
         opsc_log_err(LOG, "cannot use the OID mappings: %s", err[0] ? err : "out of memory");
         if (srv->pipeline_loaded) {
@@ -315,7 +345,8 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
         opsc_server_shutdown(srv, 1);
         return;
     }
-    opsc_log_info(LOG, "OID mappings: %zu rules; devices: %zu", srv->nmaps, srv->ndevs);
+    opsc_log_info(LOG, "OID mappings: %zu rules; devices: %zu; dependencies: %zu", srv->nmaps,
+                  srv->ndevs, opsc_normalizer_dependency_count(n));
     if (opsc_pipeline_set_normalizer(srv->pipeline, n) != 0) {
         opsc_normalizer_destroy(n);
         srv->loading = 0;
@@ -337,7 +368,8 @@ static void load_refdata(opsc_server_t *srv) {
     }
     srv->loading = 1;
     if (opsc_store_load_mappings(srv->store, on_mappings, srv) != 0 ||
-        opsc_store_load_devices(srv->store, on_devices, srv) != 0) {
+        opsc_store_load_devices(srv->store, on_devices, srv) != 0 ||
+        opsc_store_load_dependencies(srv->store, on_dependencies, srv) != 0) {
         srv->loading = 0; /* the pool refused: the next writer-up tries again */
     }
 }
@@ -794,6 +826,8 @@ static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         .snmp = &so,
         .on_change = on_change,
         .arg = srv,
+        .down_alert_types = (const char *const *)srv->cfg.correlation.down_alert_types.items,
+        .ndown_alert_types = srv->cfg.correlation.down_alert_types.count,
     };
     return opsc_pipeline_start(srv->loop, &po, &srv->pipeline, errbuf, errlen);
 }

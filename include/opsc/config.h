@@ -119,6 +119,10 @@ typedef struct opsc_config_s {
     } snmp;
 
     struct {
+        opsc_strlist_t down_alert_types; /* device-down alert types (plus any critical alert) */
+    } correlation;
+
+    struct {
         char *url; /* NULL: embedded PostgreSQL */
         int64_t readers;
         int64_t queue_max;

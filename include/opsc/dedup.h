@@ -26,6 +26,10 @@ typedef struct opsc_dedup_entry_s {
     char *alert_type;   /* owned */
     char *device;       /* owned: device_ip, or device_name when no ip */
     char *discriminator; /* owned, "" when none */
+    /* dependency suppression (the pipeline sets these after opsc_dedup_add) */
+    int is_down;           /* its alert marks `device` as down for its dependents */
+    int has_correlated_to; /* suppressed by the upstream alert `correlated_to` */
+    opsc_uuid_t correlated_to;
     /* internal links */
     struct opsc_dedup_entry_s *dirty_next;
     struct opsc_dedup_entry_s *dev_next;
@@ -61,6 +65,9 @@ void opsc_dedup_touch(opsc_dedup_t *d, opsc_dedup_entry_t *e, int64_t now_us);
  */
 size_t opsc_dedup_each_on_device(opsc_dedup_t *d, const char *device, const char *discriminator,
                                  void (*cb)(opsc_dedup_entry_t *e, void *arg), void *arg);
+
+/** Visit every entry (the callback must not add or remove entries). */
+void opsc_dedup_each(opsc_dedup_t *d, void (*cb)(opsc_dedup_entry_t *e, void *arg), void *arg);
 
 /** Take the list of dirty entries (clears their flag); iterate with e->dirty_next. */
 opsc_dedup_entry_t *opsc_dedup_take_dirty(opsc_dedup_t *d);

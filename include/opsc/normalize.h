@@ -234,6 +234,32 @@ opsc_normalizer_t *opsc_normalizer_create(const opsc_oid_mapping_t *rows, size_t
                                           const opsc_device_ref_t *devices, size_t ndev, char *err,
                                           size_t errlen);
 void opsc_normalizer_destroy(opsc_normalizer_t *n);
+
+/** One dependencies row: `device` depends on `upstream` (device addresses as text). */
+typedef struct opsc_dependency_ref_s {
+    const char *device;
+    const char *upstream;
+} opsc_dependency_ref_t;
+
+#define OPSC_UPSTREAM_DEPTH 16 /* levels followed by opsc_normalizer_upstreams */
+
+/**
+ * Give the snapshot its dependency graph (rows copied; a NetBox-style "/24"
+ * suffix is ignored; rows with a NULL or empty side are skipped). Call before
+ * handing the normalizer to the pipeline: it is immutable afterwards.
+ * Replaces any earlier graph. 0, or OPSC_ENOMEM (the graph is then empty).
+ */
+int opsc_normalizer_set_dependencies(opsc_normalizer_t *n, const opsc_dependency_ref_t *rows,
+                                     size_t count);
+size_t opsc_normalizer_dependency_count(const opsc_normalizer_t *n);
+
+/**
+ * Every device `device` depends on, directly or transitively, nearest first
+ * (breadth-first over the graph, cycle-safe, at most OPSC_UPSTREAM_DEPTH levels
+ * and `max` devices). The strings belong to the normalizer. Returns the count.
+ */
+size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device, const char **out,
+                                 size_t max);
 const opsc_oidmap_t *opsc_normalizer_oidmap(const opsc_normalizer_t *n);
 size_t opsc_normalizer_devices_skipped(const opsc_normalizer_t *n);
 

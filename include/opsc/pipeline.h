@@ -48,6 +48,9 @@ typedef struct opsc_pipeline_options_s {
     const struct opsc_snmp_decoder_options_s *snmp;
     opsc_pipeline_change_cb on_change;
     void *arg;
+    /* Alert types that mark a device as down (copied; any critical alert does too). */
+    const char *const *down_alert_types;
+    size_t ndown_alert_types;
 } opsc_pipeline_options_t;
 
 /** Create and start the thread (it initialises net-snmp itself). */

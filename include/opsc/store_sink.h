@@ -183,4 +183,16 @@ typedef void (*opsc_store_devices_cb)(opsc_store_device_row_t *rows, size_t n, i
 int opsc_store_load_devices(opsc_store_t *s, opsc_store_devices_cb cb, void *arg);
 void opsc_store_device_rows_free(opsc_store_device_row_t *rows, size_t n);
 
+/** One dependencies row: device_ip depends on depends_on_ip. Strings owned. */
+typedef struct opsc_store_dependency_row_s {
+    char *device_ip;
+    char *depends_on_ip;
+} opsc_store_dependency_row_t;
+
+typedef void (*opsc_store_dependencies_cb)(opsc_store_dependency_row_t *rows, size_t n, int err,
+                                           void *arg);
+/** Every dependencies row (any dependency_type), ordered by device_ip, depends_on_ip. */
+int opsc_store_load_dependencies(opsc_store_t *s, opsc_store_dependencies_cb cb, void *arg);
+void opsc_store_dependency_rows_free(opsc_store_dependency_row_t *rows, size_t n);
+
 #endif

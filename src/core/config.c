@@ -92,6 +92,11 @@ const opsc_config_key_t opsc_config_keys[] = {
               "characters or more. engine_id (hex) is the trap sender's engine ID; omit it for "
               "a user that sends INFORMs (bound to snmp.engine_id). In the environment: a JSON "
               "array of the same objects."),
+    OPSC__KEY("correlation.down_alert_types", OPSC_CFG_STRLIST, correlation.down_alert_types,
+              "device_down,node_down,unreachable", 0, 0, 0, 0,
+              "Alert types that mark their device as down (as does any critical alert): while "
+              "one is open, new alerts from devices that depend on it (the dependencies table, "
+              "transitively) are stored suppressed. Comma-separated, or a YAML sequence."),
     OPSC__KEY("database.url", OPSC_CFG_STRING, database.url, NULL, 0, 0, 0, 1,
               "PostgreSQL connection string (URI or key=value); unset runs an embedded "
               "PostgreSQL under data_dir."),

@@ -256,6 +256,14 @@ size_t opsc_dedup_each_on_device(opsc_dedup_t *d, const char *device, const char
     return n;
 }
 
+void opsc_dedup_each(opsc_dedup_t *d, void (*cb)(opsc_dedup_entry_t *e, void *arg), void *arg) {
+    for (size_t i = 0; i < d->cap; i++) {
+        if (d->slots[i]) {
+            cb(d->slots[i], arg);
+        }
+    }
+}
+
 opsc_dedup_entry_t *opsc_dedup_take_dirty(opsc_dedup_t *d) {
     opsc_dedup_entry_t *list = d->dirty;
     d->dirty = NULL;

@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/sha256.h>
@@ -90,6 +91,12 @@ struct opsc_normalizer_s {
     uint32_t *dtable; /* devs index + 1 */
     size_t dmask;
     size_t skipped;
+    /* dependency graph: edges sorted by device (opsc_normalizer_set_dependencies) */
+    struct dep_edge_s {
+        char *device;
+        char *upstream;
+    } *deps;
+    size_t ndeps;
 };
 
 static void tmpl_free(tmpl_t *tp) {
@@ -320,6 +327,130 @@ error:
     return NULL;
 }
 
+/* ---- dependency graph ---------------------------------------------------------------------- */
+
+static void deps_free(opsc_normalizer_t *n) {
+    for (size_t i = 0; i < n->ndeps; i++) {
+        opsc_free(n->deps[i].device);
+        opsc_free(n->deps[i].upstream);
+    }
+    opsc_free(n->deps);
+    n->deps = NULL;
+    n->ndeps = 0;
+}
+
+/* A copy of the address without a "/prefix" suffix; NULL when empty or OOM (*oom set). */
+static char *dep_addr(const char *s, int *oom) {
+    if (!s) {
+        return NULL;
+    }
+    size_t len = strcspn(s, "/");
+    if (len == 0) {
+        return NULL;
+    }
+    char *c = opsc_malloc(len + 1);
+    if (!c) {
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(c, s, len);
+    c[len] = '\0';
+    return c;
+}
+
+static int dep_cmp(const void *a, const void *b) {
+    const struct dep_edge_s *x = a, *y = b;
+    int c = strcmp(x->device, y->device);
+    return c ? c : strcmp(x->upstream, y->upstream);
+}
+
+int opsc_normalizer_set_dependencies(opsc_normalizer_t *n, const opsc_dependency_ref_t *rows,
+                                     size_t count) {
+    deps_free(n);
+    if (count == 0) {
+        return 0;
+    }
+    n->deps = opsc_calloc(count, sizeof(*n->deps));
+    if (!n->deps) {
+        return OPSC_ENOMEM;
+    }
+    int oom = 0;
+    for (size_t i = 0; i < count && !oom; i++) {
+        char *d = dep_addr(rows[i].device, &oom);
+        char *u = dep_addr(rows[i].upstream, &oom);
+        if (!d || !u || strcmp(d, u) == 0) {
+            opsc_free(d);
+            opsc_free(u);
+            continue;
+        }
+        n->deps[n->ndeps].device = d;
+        n->deps[n->ndeps].upstream = u;
+        n->ndeps++;
+    }
+    if (oom) {
+        deps_free(n);
+        return OPSC_ENOMEM;
+    }
+    qsort(n->deps, n->ndeps, sizeof(*n->deps), dep_cmp);
+    return 0;
+}
+
+size_t opsc_normalizer_dependency_count(const opsc_normalizer_t *n) {
+    return n ? n->ndeps : 0;
+}
+
+/* Index of the first edge of `device`, or n->ndeps. */
+static size_t deps_first(const opsc_normalizer_t *n, const char *device) {
+    size_t lo = 0, hi = n->ndeps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(n->deps[mid].device, device) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device, const char **out,
+                                 size_t max) {
+    if (!n || !n->ndeps || !device || !device[0] || max == 0) {
+        return 0;
+    }
+    size_t count = 0;
+    size_t level_start = 0;
+    const char *from = device;
+    for (int depth = 0; depth < OPSC_UPSTREAM_DEPTH; depth++) {
+        size_t level_end = count;
+        /* level 0 expands `device`; later levels expand out[level_start .. level_end) */
+        size_t nfrom = depth == 0 ? 1 : level_end - level_start;
+        if (nfrom == 0) {
+            break;
+        }
+        for (size_t k = 0; k < nfrom; k++) {
+            const char *cur = depth == 0 ? from : out[level_start + k];
+            for (size_t i = deps_first(n, cur); i < n->ndeps && strcmp(n->deps[i].device, cur) == 0;
+                 i++) {
+                const char *up = n->deps[i].upstream;
+                int seen = strcmp(up, device) == 0;
+                for (size_t j = 0; j < count && !seen; j++) {
+                    seen = strcmp(out[j], up) == 0;
+                }
+                if (seen) {
+                    continue;
+                }
+                out[count++] = up;
+                if (count == max) {
+                    return count;
+                }
+            }
+        }
+        level_start = depth == 0 ? 0 : level_end;
+    }
+    return count;
+}
+
 void opsc_normalizer_destroy(opsc_normalizer_t *n) {
     if (!n) {
         return;
@@ -340,6 +471,7 @@ void opsc_normalizer_destroy(opsc_normalizer_t *n) {
     opsc_free(n->devs);
     opsc_free(n->dtable);
     opsc_oidmap_destroy(n->map);
+    deps_free(n);
     opsc_free(n);
 }
 

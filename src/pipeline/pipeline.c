@@ -78,6 +78,10 @@ struct opsc_pipeline_s {
     unsigned char *scratch;
     opsc_buf_t reply;
     int have_norm, have_active;
+    char **down_types; /* owned copies of opts->down_alert_types */
+    size_t ndown_types;
+    opsc_dedup_entry_t **down; /* entries with is_down set (few: a linear scan is fine) */
+    size_t ndown, capdown;
     atomic_int ready;
     atomic_int stopping;
     atomic_int exited;
@@ -94,6 +98,8 @@ struct opsc_pipeline_s {
     atomic_uint_fast64_t n_deduplicated;
     atomic_uint_fast64_t n_cleared;
     atomic_uint_fast64_t n_clears_unmatched;
+    atomic_uint_fast64_t n_suppressed;
+    atomic_uint_fast64_t n_reopened;
     atomic_uint_fast64_t n_informs;
     atomic_uint_fast64_t n_reports;
     atomic_uint_fast64_t n_change_ring_waits;
@@ -163,6 +169,98 @@ static void flush_repeats(opsc_pipeline_t *p) {
     }
 }
 
+/* ---- dependency suppression ---- */
+
+#define UPSTREAM_MAX 64
+#define RULE_UPSTREAM "upstream_dependency"
+
+static int is_down_alert(const opsc_pipeline_t *p, const char *alert_type, opsc_severity_t sev) {
+    if (sev == OPSC_SEV_CRITICAL) {
+        return 1;
+    }
+    for (size_t i = 0; alert_type && i < p->ndown_types; i++) {
+        if (strcmp(p->down_types[i], alert_type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void down_add(opsc_pipeline_t *p, opsc_dedup_entry_t *e) {
+    if (p->ndown == p->capdown) {
+        size_t ncap = p->capdown ? p->capdown * 2 : 16;
+        opsc_dedup_entry_t **nd = opsc_realloc(p->down, ncap * sizeof(*nd));
+        if (!nd) {
+            return; /* out of memory: this alert suppresses nothing */
+        }
+        p->down = nd;
+        p->capdown = ncap;
+    }
+    p->down[p->ndown++] = e;
+    e->is_down = 1;
+}
+
+static void down_remove(opsc_pipeline_t *p, opsc_dedup_entry_t *e) {
+    for (size_t i = 0; i < p->ndown; i++) {
+        if (p->down[i] == e) {
+            p->down[i] = p->down[--p->ndown];
+            break;
+        }
+    }
+    e->is_down = 0;
+}
+
+/* The down alert of the nearest device `device` depends on (transitively), or NULL. */
+static opsc_dedup_entry_t *upstream_down(opsc_pipeline_t *p, const char *device) {
+    if (p->ndown == 0 || !p->norm) {
+        return NULL;
+    }
+    const char *ups[UPSTREAM_MAX];
+    size_t n = opsc_normalizer_upstreams(p->norm, device, ups, UPSTREAM_MAX);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < p->ndown; j++) {
+            if (strcmp(p->down[j]->device, ups[i]) == 0) {
+                return p->down[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    opsc_pipeline_t *p;
+    opsc_uuid_t upstream;
+    int64_t now_us;
+} reopen_arg_t;
+
+static void reopen_one(opsc_dedup_entry_t *e, void *arg) {
+    reopen_arg_t *ra = arg;
+    if (!e->has_correlated_to || memcmp(&e->correlated_to, &ra->upstream, sizeof(e->correlated_to)) ||
+        e->status != OPSC_STATUS_SUPPRESSED) {
+        return;
+    }
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_STATUS);
+    if (!c) {
+        return; /* stays suppressed (and correlated) in the store */
+    }
+    c->id = e->id;
+    c->old_status = OPSC_STATUS_SUPPRESSED;
+    c->new_status = OPSC_STATUS_ACTIVE;
+    c->at_us = ra->now_us;
+    snprintf(c->actor, sizeof(c->actor), "system");
+    snprintf(c->action, sizeof(c->action), "reopened");
+    emit(ra->p, c);
+    e->status = OPSC_STATUS_ACTIVE;
+    e->has_correlated_to = 0;
+    atomic_fetch_add_explicit(&ra->p->n_reopened, 1, memory_order_relaxed);
+}
+
+/* The down alert `id` left the active set: what it suppressed goes back to active. */
+static void reopen_dependents(opsc_pipeline_t *p, const opsc_uuid_t *id, int64_t now_us) {
+    reopen_arg_t ra = {.p = p, .upstream = *id, .now_us = now_us};
+    opsc_dedup_each(p->dedup, reopen_one, &ra);
+}
+
 static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char *clear_type,
                           int64_t now_us) {
     opsc_change_t *c = opsc_change_new(OPSC_CHANGE_STATUS);
@@ -187,6 +285,11 @@ static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char 
     snprintf(c->rule, sizeof(c->rule), "clear:%s", clear_type);
     snprintf(c->action, sizeof(c->action), "resolved");
     emit(p, c);
+    if (e->is_down) {
+        opsc_uuid_t id = e->id;
+        down_remove(p, e);
+        reopen_dependents(p, &id, now_us);
+    }
     opsc_dedup_remove(p->dedup, e);
     atomic_fetch_add_explicit(&p->n_cleared, 1, memory_order_relaxed);
 }
@@ -243,12 +346,30 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
             }
             opsc_change_t *c = opsc_change_new(OPSC_CHANGE_CREATE);
             const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
-            if (!c || !opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status,
-                                      a->occurrence_count, now, a->alert_type, device,
-                                      key.discriminator)) {
+            opsc_dedup_entry_t *up = upstream_down(p, device);
+            char *rule = up ? opsc_strdup(RULE_UPSTREAM) : NULL;
+            if (up && rule) {
+                /* An upstream device is down: this alert is a consequence of it. */
+                a->status = OPSC_STATUS_SUPPRESSED;
+                a->correlated_to_id = up->id;
+                a->has_correlated_to = 1;
+                opsc_free(a->correlation_rule);
+                a->correlation_rule = rule;
+            }
+            if (!c || !(e = opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status,
+                                           a->occurrence_count, now, a->alert_type, device,
+                                           key.discriminator))) {
                 opsc_change_free(c);
                 opsc_alert_free(a);
                 return;
+            }
+            if (a->has_correlated_to) {
+                e->has_correlated_to = 1;
+                e->correlated_to = a->correlated_to_id;
+                atomic_fetch_add_explicit(&p->n_suppressed, 1, memory_order_relaxed);
+            }
+            if (is_down_alert(p, a->alert_type, a->severity)) {
+                down_add(p, e);
             }
             c->id = a->id;
             c->alert = a;
@@ -264,18 +385,43 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
     }
 }
 
+static void reopen_orphan(opsc_dedup_entry_t *e, void *arg) {
+    opsc_pipeline_t *p = arg;
+    if (!e->has_correlated_to || e->status != OPSC_STATUS_SUPPRESSED) {
+        return;
+    }
+    for (size_t i = 0; i < p->ndown; i++) {
+        if (memcmp(&p->down[i]->id, &e->correlated_to, sizeof(e->correlated_to)) == 0) {
+            return;
+        }
+    }
+    reopen_arg_t ra = {.p = p, .upstream = e->correlated_to, .now_us = opsc_now_us()};
+    reopen_one(e, &ra);
+}
+
 static void take_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
     for (size_t i = 0; i < n; i++) {
         opsc_alert_t *a = alerts[i];
         if (a->fingerprint[0] && a->status != OPSC_STATUS_RESOLVED &&
             a->status != OPSC_STATUS_EXPIRED) {
             const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
-            opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status, a->occurrence_count,
-                           a->last_occurrence_at_us, a->alert_type, device, "");
+            opsc_dedup_entry_t *e =
+                opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status, a->occurrence_count,
+                               a->last_occurrence_at_us, a->alert_type, device, "");
+            if (e && a->status == OPSC_STATUS_SUPPRESSED && a->has_correlated_to &&
+                a->correlation_rule && strcmp(a->correlation_rule, RULE_UPSTREAM) == 0) {
+                e->has_correlated_to = 1;
+                e->correlated_to = a->correlated_to_id;
+            }
+            if (e && is_down_alert(p, a->alert_type, a->severity)) {
+                down_add(p, e);
+            }
         }
         opsc_alert_free(a);
     }
     opsc_free(alerts);
+    /* Suppressed by an upstream alert that is no longer active (resolved while we were down). */
+    opsc_dedup_each(p->dedup, reopen_orphan, p);
     p->have_active = 1;
     opsc_log_info(LOG, "active-alert index loaded: %zu alerts", opsc_dedup_count(p->dedup));
 }
@@ -385,6 +531,15 @@ static void on_loop_retry(uv_timer_t *t) {
     loop_drain(t->data);
 }
 
+static void free_down_types(opsc_pipeline_t *p) {
+    for (size_t i = 0; i < p->ndown_types; i++) {
+        opsc_free(p->down_types[i]);
+    }
+    opsc_free(p->down_types);
+    p->down_types = NULL;
+    p->ndown_types = 0;
+}
+
 static void loop_handle_closed(uv_handle_t *h) {
     opsc_pipeline_t *p = h->data;
     if (--p->loop_handles > 0) {
@@ -396,6 +551,7 @@ static void loop_handle_closed(uv_handle_t *h) {
     opsc_ring_destroy(p->changes);
     opsc_free(p->scratch);
     opsc_buf_free(&p->reply);
+    free_down_types(p);
     opsc_free(p);
     if (done) {
         done(arg);
@@ -426,6 +582,9 @@ static void finish_stop(opsc_pipeline_t *p) {
     }
     opsc_dedup_destroy(p->dedup);
     p->dedup = NULL;
+    opsc_free(p->down);
+    p->down = NULL;
+    p->ndown = p->capdown = 0;
     uv_close((uv_handle_t *)&p->wake, NULL);
     uv_close((uv_handle_t *)&p->retry, NULL);
     /* A uv_stop left pending by the thread makes one run return at once. */
@@ -542,7 +701,17 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     }
     p->scratch = opsc_malloc(OPSC_SNMP_DATAGRAM_MAX + 1);
     p->dedup = opsc_dedup_create(4096);
-    if (rc != 0 || !p->scratch || !p->dedup) {
+    int types_ok = 1;
+    if (opts->ndown_alert_types > 0) {
+        p->down_types = opsc_calloc(opts->ndown_alert_types, sizeof(*p->down_types));
+        types_ok = p->down_types != NULL;
+        for (size_t i = 0; types_ok && i < opts->ndown_alert_types; i++) {
+            p->down_types[i] = opsc_strdup(opts->down_alert_types[i]);
+            types_ok = p->down_types[i] != NULL;
+            p->ndown_types = i + 1;
+        }
+    }
+    if (rc != 0 || !p->scratch || !p->dedup || !types_ok) {
         opsc_errbuf_printf(errbuf, errlen, "pipeline: out of memory for the rings");
         rc = rc ? rc : OPSC_ENOMEM;
         goto error;
@@ -587,6 +756,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     return 0;
 
 error:
+    free_down_types(p);
     opsc_dedup_destroy(p->dedup);
     opsc_free(p->scratch);
     if (p->ingest) {
@@ -653,6 +823,10 @@ void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
     opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"cleared\"", LOAD(p->n_cleared));
     opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"clear_without_alert\"",
                             LOAD(p->n_clears_unmatched));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"suppressed_upstream\"",
+                            LOAD(p->n_suppressed));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"reopened_upstream_resolved\"",
+                            LOAD(p->n_reopened));
     opsc_metrics_family(out, "opsc_alerts_active", "gauge",
                         "Alerts in the pipeline's active index (active, acknowledged, suppressed)");
     opsc_metrics_sample_u64(out, "opsc_alerts_active", NULL, LOAD(p->n_active));

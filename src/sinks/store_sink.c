@@ -143,6 +143,9 @@ static const char sql_load_mappings[] =
 static const char sql_load_devices[] =
     "SELECT ip_address, name, site, status FROM devices ORDER BY ip_address";
 
+static const char sql_load_dependencies[] =
+    "SELECT DISTINCT device_ip, depends_on_ip FROM dependencies ORDER BY device_ip, depends_on_ip";
+
 /* Statement slots of one request, in execution order. */
 enum { ST_PRE = 0, ST_INSERT, ST_POST, ST_REPEAT, ST_HISTORY, ST_COUNT };
 
@@ -224,6 +227,7 @@ struct opsc_store_s {
     const opsc_pg_stmt_t *stmt_load_active;
     const opsc_pg_stmt_t *stmt_load_mappings;
     const opsc_pg_stmt_t *stmt_load_devices;
+    const opsc_pg_stmt_t *stmt_load_dependencies;
 
     store_batch_t *first; /* FIFO; only `first` is ever sent */
     store_batch_t *last;
@@ -1689,7 +1693,10 @@ int opsc_store_create(uv_loop_t *loop, opsc_pg_pool_t *pool, const opsc_store_op
         opsc_pg_stmt_register(pool, "opsc_store_load_mappings", sql_load_mappings, 0);
     s->stmt_load_devices =
         opsc_pg_stmt_register(pool, "opsc_store_load_devices", sql_load_devices, 0);
-    int ok = s->stmt_load_active && s->stmt_load_mappings && s->stmt_load_devices;
+    s->stmt_load_dependencies =
+        opsc_pg_stmt_register(pool, "opsc_store_load_dependencies", sql_load_dependencies, 0);
+    int ok = s->stmt_load_active && s->stmt_load_mappings && s->stmt_load_devices &&
+             s->stmt_load_dependencies;
     for (int k = 0; k < ST_COUNT; k++) {
         ok = ok && s->stmt[k];
         s->jb[k] = (opsc_buf_t)OPSC_BUF_INIT;
@@ -2169,6 +2176,7 @@ int opsc_store_load_active(opsc_store_t *s, opsc_store_alerts_cb cb, void *arg) 
 typedef struct load_rows_s {
     opsc_store_mappings_cb mappings_cb;
     opsc_store_devices_cb devices_cb;
+    opsc_store_dependencies_cb deps_cb;
     void *arg;
 } load_rows_t;
 
@@ -2282,9 +2290,54 @@ error:
     cb(NULL, 0, err, cb_arg);
 }
 
+void opsc_store_dependency_rows_free(opsc_store_dependency_row_t *rows, size_t n) {
+    if (!rows) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        opsc_free(rows[i].device_ip);
+        opsc_free(rows[i].depends_on_ip);
+    }
+    opsc_free(rows);
+}
+
+static void on_dependencies(int err, const opsc_pg_res_t *res, void *arg) {
+    load_rows_t *l = arg;
+    opsc_store_dependencies_cb cb = l->deps_cb;
+    void *cb_arg = l->arg;
+    opsc_free(l);
+    opsc_store_dependency_row_t *rows = NULL;
+    size_t n = 0;
+    if (err) {
+        opsc_log_err(STORE_LOG, "loading dependencies: %s: SQLSTATE %s: %s", opsc_strerror(err),
+                     opsc_pg_res_sqlstate(res), opsc_pg_res_message(res));
+        goto error;
+    }
+    int nt = opsc_pg_res_ntuples(res);
+    rows = opsc_calloc(nt > 0 ? (size_t)nt : 1, sizeof(*rows));
+    if (!rows) {
+        err = OPSC_ENOMEM;
+        goto error;
+    }
+    for (int i = 0; i < nt; i++, n++) {
+        opsc_store_dependency_row_t *d = &rows[i];
+        if (dup_field(res, i, 0, &d->device_ip) || dup_field(res, i, 1, &d->depends_on_ip)) {
+            n++;
+            err = OPSC_ENOMEM;
+            goto error;
+        }
+    }
+    cb(rows, n, 0, cb_arg);
+    return;
+
+error:
+    opsc_store_dependency_rows_free(rows, n);
+    cb(NULL, 0, err, cb_arg);
+}
+
 static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb done,
                      load_rows_t *proto) {
-    if (!s || (!proto->mappings_cb && !proto->devices_cb)) {
+    if (!s || (!proto->mappings_cb && !proto->devices_cb && !proto->deps_cb)) {
         return UV_EINVAL;
     }
     load_rows_t *l = opsc_malloc(sizeof(*l));
@@ -2300,11 +2353,16 @@ static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb don
 }
 
 int opsc_store_load_mappings(opsc_store_t *s, opsc_store_mappings_cb cb, void *arg) {
-    load_rows_t proto = {.mappings_cb = cb, .devices_cb = NULL, .arg = arg};
+    load_rows_t proto = {.mappings_cb = cb, .devices_cb = NULL, .deps_cb = NULL, .arg = arg};
     return load_rows(s, s ? s->stmt_load_mappings : NULL, on_mappings, &proto);
 }
 
 int opsc_store_load_devices(opsc_store_t *s, opsc_store_devices_cb cb, void *arg) {
-    load_rows_t proto = {.mappings_cb = NULL, .devices_cb = cb, .arg = arg};
+    load_rows_t proto = {.mappings_cb = NULL, .devices_cb = cb, .deps_cb = NULL, .arg = arg};
     return load_rows(s, s ? s->stmt_load_devices : NULL, on_devices, &proto);
+}
+
+int opsc_store_load_dependencies(opsc_store_t *s, opsc_store_dependencies_cb cb, void *arg) {
+    load_rows_t proto = {.mappings_cb = NULL, .devices_cb = NULL, .deps_cb = cb, .arg = arg};
+    return load_rows(s, s ? s->stmt_load_dependencies : NULL, on_dependencies, &proto);
 }

@@ -718,9 +718,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     char ip[INET6_ADDRSTRLEN] = "";
     if (res->ai_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+        uv_ip4_name((const struct sockaddr_in *)(const void *)res->ai_addr, ip, sizeof(ip));
     } else {
-        uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof(ip));
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)res->ai_addr, ip, sizeof(ip));
     }
     uv_freeaddrinfo(res);
     conn_start_libpq(c, ip);

@@ -10,7 +10,10 @@
  *   - communities "public" and "s3cret,with comma";
  *   - "fuzzauth"   SHA authNoPriv, bound to the trap sender's engine;
  *   - "fuzzpriv"   SHA/AES-128 authPriv, bound to the trap sender's engine;
- *   - "fuzzinform" SHA/AES-128 authPriv, bound to our engine (INFORMs).
+ *   - "fuzzinform" SHA/AES-128 authPriv, bound to our engine (INFORMs);
+ *   - "fuzznoauth" noAuthNoPriv, bound to the trap sender's engine: the only
+ *     v3 user whose messages mutations can reach past the USM digest, so the
+ *     scoped PDU (context engine ID and name, the PDU) gets fuzzed too.
  * Our engine boots is 1: the captured v3 INFORM (boots 1, time 1) is inside
  * the time window during the first ~150 s of a run, and a Report after that.
  *
@@ -116,7 +119,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     static const char *const communities[] = {"public", "s3cret,with comma"};
-    static opsc_snmp_v3_user_t users[3];
+    static opsc_snmp_v3_user_t users[4];
     static opsc_engine_id_t our_engine;
     char err[512];
 
@@ -145,7 +148,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     users[2].priv = OPSC_SNMP_PRIV_AES128;
     users[2].priv_passphrase = (char *)"informpriv1";
     /* engine_id left empty: bound to ours */
-    for (size_t i = 0; i < 3; i++) {
+    users[3].name = (char *)"fuzznoauth";
+    users[3].auth = OPSC_SNMP_AUTH_NONE;
+    users[3].priv = OPSC_SNMP_PRIV_NONE;
+    engine(TRAP_ENGINE, &users[3].engine_id);
+    for (size_t i = 0; i < 4; i++) {
         snprintf(users[i].src, sizeof(users[i].src), "fuzz user %zu", i);
     }
 
@@ -154,7 +161,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     o.communities = communities;
     o.ncommunities = 2;
     o.users = users;
-    o.nusers = 3;
+    o.nusers = 4;
     o.engine_id = our_engine.bytes;
     o.engine_id_len = our_engine.len;
     o.engine_boots = 1;

@@ -29,8 +29,9 @@ static void check_span(const unsigned char *base, size_t size, const unsigned ch
         return;
     }
     if (p < base || n > size || (size_t)(p - base) > size - n) {
-        fprintf(stderr, "opsc__snmp_peek: %s (%zu bytes at offset %td) outside the %zu-byte input\n",
-                what, n, p - base, size);
+        fprintf(stderr,
+                "opsc__snmp_peek: %s (%zu bytes at offset %td) outside the %zu-byte input\n", what,
+                n, p - base, size);
         abort();
     }
 }

@@ -7,6 +7,7 @@
 # configures, so the authenticated seeds decode all the way through:
 #   trap engine 0x8000000001020304: fuzzauth (SHA, authNoPriv),
 #                                   fuzzpriv (SHA/AES-128, authPriv)
+#                                   fuzznoauth (noAuthNoPriv)
 #   our engine  0x80001f88056f70736366757a7a3031: fuzzinform (SHA/AES-128)
 # A v3 INFORM needs an authoritative engine that answers (discovery, then a
 # notInTimeWindow Report carrying boots/time): snmptrapd plays it, with our
@@ -108,6 +109,7 @@ LINK7 = [IFX + ".1.7", "i", "7", IFX + ".2.7", "s", "eth7"]
 v3("v3_authnopriv", "fuzzauth", "authNoPriv", SHA, extra=LINK7)
 v3("v3_authpriv", "fuzzpriv", "authPriv", SHA, AES, extra=LINK7)
 v3("v3_authpriv_coldstart", "fuzzpriv", "authPriv", SHA, AES, oid="1.3.6.1.6.3.1.1.5.1")
+v3("v3_noauthnopriv", "fuzznoauth", "noAuthNoPriv", extra=LINK7 + ["1.3.6.1.2.1.1.5.0", "s", "sw7"])
 v3("v3_noauth_unknown_user", "mallory", "noAuthNoPriv")
 v3("v3_wrong_level", "fuzzpriv", "authNoPriv", SHA)
 v3("v3_bad_auth", "fuzzauth", "authNoPriv", ("SHA", "wrongpass99"))

@@ -150,6 +150,7 @@ static void test_key_table(void **state) {
                                            "http.max_header_bytes",
                                            "http.idle_timeout",
                                            "snmp.listen", "snmp.communities", "snmp.engine_id", "snmp.rcvbuf", "snmp.v3_users",
+                                           "correlation.down_alert_types",
                                            "database.url",
                                            "database.readers",
                                            "database.queue_max",

@@ -1368,8 +1368,52 @@ static void test_bench_normalize_key(void **state) {
     free(ips);
 }
 
+/* The dependency graph: nearest first, transitive, cycle-safe, "/24" ignored. */
+static void test_dependency_upstreams(void **state) {
+    (void)state;
+    char err[256];
+    opsc_normalizer_t *n = opsc_normalizer_create(NULL, 0, NULL, 0, err, sizeof(err));
+    assert_non_null(n);
+    const char *out[8];
+    assert_int_equal(opsc_normalizer_upstreams(n, "10.0.0.3", out, 8), 0);
+    const opsc_dependency_ref_t deps[] = {
+        {"10.0.0.3", "10.0.0.2"}, {"10.0.0.2", "10.0.0.1/24"}, {"10.0.0.1", "10.0.0.3"}, /* cycle */
+        {"10.0.0.3", "10.0.0.9"}, {"10.0.0.5", "10.0.0.5"}, /* self: skipped */
+        {NULL, "10.0.0.1"},       {"", "10.0.0.1"},           /* skipped */
+    };
+    assert_int_equal(opsc_normalizer_set_dependencies(n, deps, sizeof(deps) / sizeof(deps[0])), 0);
+    assert_int_equal(opsc_normalizer_dependency_count(n), 4);
+    size_t c = opsc_normalizer_upstreams(n, "10.0.0.3", out, 8);
+    assert_int_equal(c, 3);
+    assert_string_equal(out[0], "10.0.0.2"); /* direct ones first */
+    assert_string_equal(out[1], "10.0.0.9");
+    assert_string_equal(out[2], "10.0.0.1"); /* then transitive; back to .3: cycle stops */
+    assert_int_equal(opsc_normalizer_upstreams(n, "10.0.0.3", out, 1), 1);
+    assert_int_equal(opsc_normalizer_upstreams(n, "10.0.0.9", out, 8), 0);
+    assert_int_equal(opsc_normalizer_upstreams(n, "10.0.0.5", out, 8), 0);
+    c = opsc_normalizer_upstreams(n, "10.0.0.1", out, 8);
+    assert_int_equal(c, 3);
+    assert_string_equal(out[0], "10.0.0.3");
+    /* A long chain is followed OPSC_UPSTREAM_DEPTH levels deep. */
+    char names[40][16];
+    opsc_dependency_ref_t chain[39];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "10.1.0.%d", i);
+    }
+    for (int i = 0; i < 39; i++) {
+        chain[i] = (opsc_dependency_ref_t){names[i], names[i + 1]};
+    }
+    assert_int_equal(opsc_normalizer_set_dependencies(n, chain, 39), 0);
+    const char *many[64];
+    assert_int_equal(opsc_normalizer_upstreams(n, "10.1.0.0", many, 64), OPSC_UPSTREAM_DEPTH);
+    assert_int_equal(opsc_normalizer_set_dependencies(n, NULL, 0), 0);
+    assert_int_equal(opsc_normalizer_upstreams(n, "10.1.0.0", many, 64), 0);
+    opsc_normalizer_destroy(n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dependency_upstreams),
         cmocka_unit_test(test_mib_table_sorted_unique),
         cmocka_unit_test(test_mib_lookup_both_ways),
         cmocka_unit_test(test_pattern_parse),
