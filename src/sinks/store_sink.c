@@ -2173,6 +2173,86 @@ int opsc_store_load_active(opsc_store_t *s, opsc_store_alerts_cb cb, void *arg) 
     return rc;
 }
 
+/*
+ * The reference-data loaders share one shape: every selected column is a
+ * string field of the row struct (NOT_STR: filled by the caller), copied
+ * out of the result; the table of offsets is the only per-type part.
+ */
+#define NOT_STR ((size_t)-1)
+
+typedef struct row_kind_s {
+    const char *what; /* table name, for the log */
+    size_t row_size;
+    size_t ncols;
+    const size_t *offs; /* per selected column: offsetof a char * field, or NOT_STR */
+} row_kind_t;
+
+#define MAPPING_OFF(f) offsetof(opsc_store_mapping_row_t, f)
+static const size_t mapping_offs[] = {
+    MAPPING_OFF(id),          MAPPING_OFF(oid_pattern),      MAPPING_OFF(vendor),
+    MAPPING_OFF(alert_type),  MAPPING_OFF(category),         MAPPING_OFF(default_severity),
+    MAPPING_OFF(title_template), MAPPING_OFF(description),   NOT_STR /* is_clear_event */,
+    MAPPING_OFF(clear_oid_pattern), MAPPING_OFF(mib_name),   MAPPING_OFF(mib_object)};
+static const row_kind_t mapping_kind = {"oid_mappings", sizeof(opsc_store_mapping_row_t),
+                                        sizeof(mapping_offs) / sizeof(mapping_offs[0]),
+                                        mapping_offs};
+static const size_t device_offs[] = {
+    offsetof(opsc_store_device_row_t, ip_address), offsetof(opsc_store_device_row_t, name),
+    offsetof(opsc_store_device_row_t, site), offsetof(opsc_store_device_row_t, status)};
+static const row_kind_t device_kind = {"devices", sizeof(opsc_store_device_row_t), 4,
+                                       device_offs};
+static const size_t dependency_offs[] = {offsetof(opsc_store_dependency_row_t, device_ip),
+                                         offsetof(opsc_store_dependency_row_t, depends_on_ip)};
+static const row_kind_t dependency_kind = {"dependencies", sizeof(opsc_store_dependency_row_t), 2,
+                                           dependency_offs};
+
+static char **row_str(const row_kind_t *k, void *rows, size_t i, size_t c) {
+    return (char **)(void *)((char *)rows + i * k->row_size + k->offs[c]);
+}
+
+static void rows_free(const row_kind_t *k, void *rows, size_t n) {
+    if (!rows) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t c = 0; c < k->ncols; c++) {
+            if (k->offs[c] != NOT_STR) {
+                opsc_free(*row_str(k, rows, i, c));
+            }
+        }
+    }
+    opsc_free(rows);
+}
+
+/* The rows of a loader's result, or an error (logged); *out NULL on error. */
+static int rows_from_result(const row_kind_t *k, int err, const opsc_pg_res_t *res, void **out,
+                            size_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    if (err) {
+        opsc_log_err(STORE_LOG, "loading %s: %s: SQLSTATE %s: %s", k->what, opsc_strerror(err),
+                     opsc_pg_res_sqlstate(res), opsc_pg_res_message(res));
+        return err;
+    }
+    int nt = opsc_pg_res_ntuples(res);
+    void *rows = opsc_calloc(nt > 0 ? (size_t)nt : 1, k->row_size);
+    if (!rows) {
+        return OPSC_ENOMEM;
+    }
+    for (int i = 0; i < nt; i++) {
+        for (size_t c = 0; c < k->ncols; c++) {
+            if (k->offs[c] != NOT_STR &&
+                dup_field(res, i, (int)c, row_str(k, rows, (size_t)i, c)) != 0) {
+                rows_free(k, rows, (size_t)i + 1);
+                return OPSC_ENOMEM;
+            }
+        }
+    }
+    *out = rows;
+    *n_out = (size_t)nt;
+    return 0;
+}
+
 typedef struct load_rows_s {
     opsc_store_mappings_cb mappings_cb;
     opsc_store_devices_cb devices_cb;
@@ -2181,158 +2261,47 @@ typedef struct load_rows_s {
 } load_rows_t;
 
 void opsc_store_mapping_rows_free(opsc_store_mapping_row_t *rows, size_t n) {
-    if (!rows) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        opsc_store_mapping_row_t *m = &rows[i];
-        opsc_free(m->id);
-        opsc_free(m->oid_pattern);
-        opsc_free(m->vendor);
-        opsc_free(m->alert_type);
-        opsc_free(m->category);
-        opsc_free(m->default_severity);
-        opsc_free(m->title_template);
-        opsc_free(m->description);
-        opsc_free(m->clear_oid_pattern);
-        opsc_free(m->mib_name);
-        opsc_free(m->mib_object);
-    }
-    opsc_free(rows);
-}
-
-static void on_mappings(int err, const opsc_pg_res_t *res, void *arg) {
-    load_rows_t *l = arg;
-    opsc_store_mappings_cb cb = l->mappings_cb;
-    void *cb_arg = l->arg;
-    opsc_free(l);
-    opsc_store_mapping_row_t *rows = NULL;
-    size_t n = 0;
-    if (err) {
-        opsc_log_err(STORE_LOG, "loading oid_mappings: %s: SQLSTATE %s: %s", opsc_strerror(err),
-                     opsc_pg_res_sqlstate(res), opsc_pg_res_message(res));
-        goto error;
-    }
-    int nt = opsc_pg_res_ntuples(res);
-    rows = opsc_calloc(nt > 0 ? (size_t)nt : 1, sizeof(*rows));
-    if (!rows) {
-        err = OPSC_ENOMEM;
-        goto error;
-    }
-    for (int i = 0; i < nt; i++, n++) {
-        opsc_store_mapping_row_t *m = &rows[i];
-        if (dup_field(res, i, 0, &m->id) || dup_field(res, i, 1, &m->oid_pattern) ||
-            dup_field(res, i, 2, &m->vendor) || dup_field(res, i, 3, &m->alert_type) ||
-            dup_field(res, i, 4, &m->category) || dup_field(res, i, 5, &m->default_severity) ||
-            dup_field(res, i, 6, &m->title_template) || dup_field(res, i, 7, &m->description) ||
-            dup_field(res, i, 9, &m->clear_oid_pattern) || dup_field(res, i, 10, &m->mib_name) ||
-            dup_field(res, i, 11, &m->mib_object)) {
-            n++;
-            err = OPSC_ENOMEM;
-            goto error;
-        }
-        const char *v = opsc_pg_res_value(res, i, 8);
-        m->is_clear_event = v && v[0] == 't';
-    }
-    cb(rows, n, 0, cb_arg);
-    return;
-
-error:
-    opsc_store_mapping_rows_free(rows, n);
-    cb(NULL, 0, err, cb_arg);
+    rows_free(&mapping_kind, rows, n);
 }
 
 void opsc_store_device_rows_free(opsc_store_device_row_t *rows, size_t n) {
-    if (!rows) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        opsc_free(rows[i].ip_address);
-        opsc_free(rows[i].name);
-        opsc_free(rows[i].site);
-        opsc_free(rows[i].status);
-    }
-    opsc_free(rows);
-}
-
-static void on_devices(int err, const opsc_pg_res_t *res, void *arg) {
-    load_rows_t *l = arg;
-    opsc_store_devices_cb cb = l->devices_cb;
-    void *cb_arg = l->arg;
-    opsc_free(l);
-    opsc_store_device_row_t *rows = NULL;
-    size_t n = 0;
-    if (err) {
-        opsc_log_err(STORE_LOG, "loading devices: %s: SQLSTATE %s: %s", opsc_strerror(err),
-                     opsc_pg_res_sqlstate(res), opsc_pg_res_message(res));
-        goto error;
-    }
-    int nt = opsc_pg_res_ntuples(res);
-    rows = opsc_calloc(nt > 0 ? (size_t)nt : 1, sizeof(*rows));
-    if (!rows) {
-        err = OPSC_ENOMEM;
-        goto error;
-    }
-    for (int i = 0; i < nt; i++, n++) {
-        opsc_store_device_row_t *d = &rows[i];
-        if (dup_field(res, i, 0, &d->ip_address) || dup_field(res, i, 1, &d->name) ||
-            dup_field(res, i, 2, &d->site) || dup_field(res, i, 3, &d->status)) {
-            n++;
-            err = OPSC_ENOMEM;
-            goto error;
-        }
-    }
-    cb(rows, n, 0, cb_arg);
-    return;
-
-error:
-    opsc_store_device_rows_free(rows, n);
-    cb(NULL, 0, err, cb_arg);
+    rows_free(&device_kind, rows, n);
 }
 
 void opsc_store_dependency_rows_free(opsc_store_dependency_row_t *rows, size_t n) {
-    if (!rows) {
-        return;
-    }
+    rows_free(&dependency_kind, rows, n);
+}
+
+static void on_mappings(int err, const opsc_pg_res_t *res, void *arg) {
+    load_rows_t l = *(load_rows_t *)arg;
+    opsc_free(arg);
+    void *rows;
+    size_t n;
+    err = rows_from_result(&mapping_kind, err, res, &rows, &n);
+    opsc_store_mapping_row_t *m = rows;
     for (size_t i = 0; i < n; i++) {
-        opsc_free(rows[i].device_ip);
-        opsc_free(rows[i].depends_on_ip);
+        const char *v = opsc_pg_res_value(res, (int)i, 8);
+        m[i].is_clear_event = v && v[0] == 't';
     }
-    opsc_free(rows);
+    l.mappings_cb(m, n, err, l.arg);
+}
+
+static void on_devices(int err, const opsc_pg_res_t *res, void *arg) {
+    load_rows_t l = *(load_rows_t *)arg;
+    opsc_free(arg);
+    void *rows;
+    size_t n;
+    err = rows_from_result(&device_kind, err, res, &rows, &n);
+    l.devices_cb(rows, n, err, l.arg);
 }
 
 static void on_dependencies(int err, const opsc_pg_res_t *res, void *arg) {
-    load_rows_t *l = arg;
-    opsc_store_dependencies_cb cb = l->deps_cb;
-    void *cb_arg = l->arg;
-    opsc_free(l);
-    opsc_store_dependency_row_t *rows = NULL;
-    size_t n = 0;
-    if (err) {
-        opsc_log_err(STORE_LOG, "loading dependencies: %s: SQLSTATE %s: %s", opsc_strerror(err),
-                     opsc_pg_res_sqlstate(res), opsc_pg_res_message(res));
-        goto error;
-    }
-    int nt = opsc_pg_res_ntuples(res);
-    rows = opsc_calloc(nt > 0 ? (size_t)nt : 1, sizeof(*rows));
-    if (!rows) {
-        err = OPSC_ENOMEM;
-        goto error;
-    }
-    for (int i = 0; i < nt; i++, n++) {
-        opsc_store_dependency_row_t *d = &rows[i];
-        if (dup_field(res, i, 0, &d->device_ip) || dup_field(res, i, 1, &d->depends_on_ip)) {
-            n++;
-            err = OPSC_ENOMEM;
-            goto error;
-        }
-    }
-    cb(rows, n, 0, cb_arg);
-    return;
-
-error:
-    opsc_store_dependency_rows_free(rows, n);
-    cb(NULL, 0, err, cb_arg);
+    load_rows_t l = *(load_rows_t *)arg;
+    opsc_free(arg);
+    void *rows;
+    size_t n;
+    err = rows_from_result(&dependency_kind, err, res, &rows, &n);
+    l.deps_cb(rows, n, err, l.arg);
 }
 
 static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb done,
