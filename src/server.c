@@ -152,8 +152,8 @@ static void server_metrics(opsc_buf_t *out, void *arg) {
     snprintf(labels, sizeof(labels), "version=\"%s\",build_type=\"%s\"", OPSC_VERSION,
              OPSC_BUILD_TYPE);
     opsc_metrics_sample(out, "opsc_build_info", labels, 1);
-    opsc_metrics_family(out, "opsc_start_time_seconds", "gauge", "Unix time the server started");
-    opsc_metrics_sample_u64(out, "opsc_start_time_seconds", NULL, (uint64_t)srv->start_time);
+    opsc_metrics_one_u64(out, "opsc_start_time_seconds", "gauge", "Unix time the server started",
+                         (uint64_t)srv->start_time);
     opsc_metrics_family(out, "opsc_uptime_seconds", "gauge", "Seconds since the server started");
     opsc_metrics_sample(out, "opsc_uptime_seconds", NULL,
                         (double)(uv_hrtime() - srv->start_ns) / 1e9);
@@ -165,8 +165,8 @@ static void server_metrics(opsc_buf_t *out, void *arg) {
                             opsc_migrations_count);
     opsc_metrics_sample_u64(out, "opsc_schema_migrations", "state=\"applied_by_this_process\"",
                             (uint64_t)srv->migrations_applied);
-    opsc_metrics_family(out, "opsc_config_reloads_total", "counter", "SIGHUP reloads handled");
-    opsc_metrics_sample_u64(out, "opsc_config_reloads_total", NULL, srv->reloads);
+    opsc_metrics_one_u64(out, "opsc_config_reloads_total", "counter", "SIGHUP reloads handled",
+                         srv->reloads);
     opsc_metrics_family(out, "opsc_database_embedded", "gauge",
                         "1 when the server runs its own PostgreSQL");
     opsc_metrics_sample(out, "opsc_database_embedded", NULL, srv->epg ? 1 : 0);
@@ -200,12 +200,12 @@ static void collect_udp(opsc_buf_t *out, void *arg) {
 
 static void collect_pipeline(opsc_buf_t *out, void *arg) {
     opsc_server_t *srv = arg;
-    opsc_metrics_family(out, "opsc_trap_not_ready_dropped_total", "counter",
-                        "Datagrams dropped because the pipeline was not loaded yet (start-up)");
-    opsc_metrics_sample_u64(out, "opsc_trap_not_ready_dropped_total", NULL, srv->not_ready_drops);
-    opsc_metrics_family(out, "opsc_refdata_reloads_total", "counter",
-                        "OID mappings and devices reloaded after a change in the database");
-    opsc_metrics_sample_u64(out, "opsc_refdata_reloads_total", NULL, srv->refdata_reloads);
+    opsc_metrics_one_u64(out, "opsc_trap_not_ready_dropped_total", "counter",
+                         "Datagrams dropped because the pipeline was not loaded yet (start-up)",
+                         srv->not_ready_drops);
+    opsc_metrics_one_u64(out, "opsc_refdata_reloads_total", "counter",
+                         "OID mappings and devices reloaded after a change in the database",
+                         srv->refdata_reloads);
     if (srv->pipeline) {
         opsc_pipeline_metrics(out, srv->pipeline);
     }

@@ -31,6 +31,9 @@ void opsc_metrics_sample(opsc_buf_t *out, const char *name, const char *labels, 
 void opsc_metrics_sample_u64(opsc_buf_t *out, const char *name, const char *labels, uint64_t value);
 /** A sample value as Prometheus prints it: "42", "0.25", "NaN", "+Inf" (out: 32+ bytes). */
 void opsc_metrics_format_value(double v, char *out, size_t outlen);
+/** A family with a single unlabelled sample: family() + sample_u64() in one call. */
+void opsc_metrics_one_u64(opsc_buf_t *out, const char *name, const char *type, const char *help,
+                          uint64_t value);
 /** Escape a label value (backslash, quote, newline) into out. */
 void opsc_metrics_escape(opsc_buf_t *out, const char *value);
 

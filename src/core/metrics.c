@@ -166,3 +166,9 @@ void opsc_metrics_sample_u64(opsc_buf_t *out, const char *name, const char *labe
     opsc__metrics_sample_start(out, name, labels);
     opsc_buf_printf(out, "%" PRIu64 "\n", value);
 }
+
+void opsc_metrics_one_u64(opsc_buf_t *out, const char *name, const char *type, const char *help,
+                          uint64_t value) {
+    opsc_metrics_family(out, name, type, help);
+    opsc_metrics_sample_u64(out, name, NULL, value);
+}

@@ -1189,19 +1189,15 @@ void opsc_ops_server_metrics(opsc_buf_t *out, void *arg) {
     if (srv->rendering) {
         srv->self_rendered = 1;
     }
-    opsc_metrics_family(out, "opsc_http_connections_open", "gauge",
-                        "Client connections open on the HTTP server.");
-    opsc_metrics_sample_u64(out, "opsc_http_connections_open", NULL, (uint64_t)srv->nconns);
-    opsc_metrics_family(out, "opsc_http_connections_accepted_total", "counter",
-                        "Client connections accepted and served.");
-    opsc_metrics_sample_u64(out, "opsc_http_connections_accepted_total", NULL, srv->accepted);
-    opsc_metrics_family(
+    opsc_metrics_one_u64(out, "opsc_http_connections_open", "gauge",
+                         "Client connections open on the HTTP server.", (uint64_t)srv->nconns);
+    opsc_metrics_one_u64(out, "opsc_http_connections_accepted_total", "counter",
+                         "Client connections accepted and served.", srv->accepted);
+    opsc_metrics_one_u64(
         out, "opsc_http_connections_rejected_total", "counter",
-        "Client connections closed at once because http.max_connections were open.");
-    opsc_metrics_sample_u64(out, "opsc_http_connections_rejected_total", NULL, srv->rejected);
-    opsc_metrics_family(out, "opsc_http_accept_errors_total", "counter",
-                        "Failed accepts (out of file descriptors or memory).");
-    opsc_metrics_sample_u64(out, "opsc_http_accept_errors_total", NULL, srv->accept_errors);
+        "Client connections closed at once because http.max_connections were open.", srv->rejected);
+    opsc_metrics_one_u64(out, "opsc_http_accept_errors_total", "counter",
+                         "Failed accepts (out of file descriptors or memory).", srv->accept_errors);
     opsc_metrics_family(out, "opsc_http_requests_total", "counter",
                         "HTTP responses sent, by status code.");
 #define OPSC__HTTP_CODE_SAMPLE(code)                                                               \

@@ -784,9 +784,8 @@ void opsc_pipeline_stop(opsc_pipeline_t *p, void (*done)(void *arg), void *arg) 
 void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
     opsc_pipeline_t *p = arg;
     char labels[96];
-    opsc_metrics_family(out, "opsc_trap_ingest_ring_dropped_total", "counter",
-                        "Datagrams dropped because the ingest ring was full");
-    opsc_metrics_sample_u64(out, "opsc_trap_ingest_ring_dropped_total", NULL, p->ring_full_drops);
+    opsc_metrics_one_u64(out, "opsc_trap_ingest_ring_dropped_total", "counter",
+                         "Datagrams dropped because the ingest ring was full", p->ring_full_drops);
     opsc_metrics_family(out, "opsc_ring_used_bytes", "gauge", "Bytes waiting in each ring");
     opsc_metrics_sample_u64(out, "opsc_ring_used_bytes", "ring=\"ingest\"",
                             opsc_ring_used_bytes(p->ingest));
@@ -827,16 +826,15 @@ void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
                             LOAD(p->n_suppressed));
     opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"reopened_upstream_resolved\"",
                             LOAD(p->n_reopened));
-    opsc_metrics_family(out, "opsc_alerts_active", "gauge",
-                        "Alerts in the pipeline's active index (active, acknowledged, suppressed)");
-    opsc_metrics_sample_u64(out, "opsc_alerts_active", NULL, LOAD(p->n_active));
+    opsc_metrics_one_u64(out, "opsc_alerts_active", "gauge",
+                         "Alerts in the pipeline's active index (active, acknowledged, suppressed)",
+                         LOAD(p->n_active));
     opsc_metrics_family(out, "opsc_snmp_replies_total", "counter",
                         "INFORM responses and v3 Reports produced");
     opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"inform_response\"",
                             LOAD(p->n_informs));
     opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"report\"", LOAD(p->n_reports));
-    opsc_metrics_family(out, "opsc_pipeline_change_ring_waits_total", "counter",
-                        "Times the pipeline paused because the change ring was full");
-    opsc_metrics_sample_u64(out, "opsc_pipeline_change_ring_waits_total", NULL,
-                            LOAD(p->n_change_ring_waits));
+    opsc_metrics_one_u64(out, "opsc_pipeline_change_ring_waits_total", "counter",
+                         "Times the pipeline paused because the change ring was full",
+                         LOAD(p->n_change_ring_waits));
 }

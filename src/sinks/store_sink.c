@@ -1836,12 +1836,11 @@ void opsc_store_metrics(opsc_buf_t *out, void *arg) {
         snprintf(labels, sizeof(labels), "kind=\"%s\"", kind_label[k]);
         opsc_metrics_sample_u64(out, "opsc_store_changes_received_total", labels, s->n_received[k]);
     }
-    opsc_metrics_family(out, "opsc_store_changes_coalesced_total", "counter",
-                        "Changes folded into a change of the same alert in the same batch");
-    opsc_metrics_sample_u64(out, "opsc_store_changes_coalesced_total", NULL, s->n_coalesced);
-    opsc_metrics_family(out, "opsc_store_changes_refused_total", "counter",
-                        "Changes refused because pending_max items were held");
-    opsc_metrics_sample_u64(out, "opsc_store_changes_refused_total", NULL, s->n_refused_full);
+    opsc_metrics_one_u64(out, "opsc_store_changes_coalesced_total", "counter",
+                         "Changes folded into a change of the same alert in the same batch",
+                         s->n_coalesced);
+    opsc_metrics_one_u64(out, "opsc_store_changes_refused_total", "counter",
+                         "Changes refused because pending_max items were held", s->n_refused_full);
     opsc_metrics_family(out, "opsc_store_rows_written_total", "counter",
                         "Rows inserted or updated in the database, by kind");
     opsc_metrics_sample_u64(out, "opsc_store_rows_written_total", "kind=\"create\"",
@@ -1859,35 +1858,30 @@ void opsc_store_metrics(opsc_buf_t *out, void *arg) {
                             s->n_skip_replay);
     opsc_metrics_sample_u64(out, "opsc_store_create_skipped_total", "reason=\"fingerprint_active\"",
                             s->n_skip_fingerprint);
-    opsc_metrics_family(out, "opsc_store_rows_rejected_total", "counter",
-                        "Alerts whose changes the database rejected (SQLSTATE class 22/23)");
-    opsc_metrics_sample_u64(out, "opsc_store_rows_rejected_total", NULL, s->n_rejected);
-    opsc_metrics_family(out, "opsc_store_invalid_json_total", "counter",
-                        "custom_fields/raw_data texts that were not valid JSON (stored wrapped)");
-    opsc_metrics_sample_u64(out, "opsc_store_invalid_json_total", NULL, s->n_invalid_json);
-    opsc_metrics_family(out, "opsc_store_batches_committed_total", "counter",
-                        "Batches finished (committed, bad rows isolated)");
-    opsc_metrics_sample_u64(out, "opsc_store_batches_committed_total", NULL, s->n_batches);
-    opsc_metrics_family(out, "opsc_store_transactions_total", "counter",
-                        "Database transactions attempted (batches, retries, isolation halves)");
-    opsc_metrics_sample_u64(out, "opsc_store_transactions_total", NULL, s->n_txns);
-    opsc_metrics_family(out, "opsc_store_isolations_total", "counter",
-                        "Batches bisected to isolate rows the database rejected");
-    opsc_metrics_sample_u64(out, "opsc_store_isolations_total", NULL, s->n_isolations);
-    opsc_metrics_family(out, "opsc_store_retries_total", "counter",
-                        "Attempts repeated after connection loss or a transient error");
-    opsc_metrics_sample_u64(out, "opsc_store_retries_total", NULL, s->n_retries);
-    opsc_metrics_family(out, "opsc_store_pending_items", "gauge",
-                        "Items held and not yet durable (alerts, status rows, replies)");
-    opsc_metrics_sample_u64(out, "opsc_store_pending_items", NULL, s->held);
-    opsc_metrics_family(out, "opsc_store_pending_capacity", "gauge", "pending_max");
-    opsc_metrics_sample_u64(out, "opsc_store_pending_capacity", NULL, s->o.pending_max);
-    opsc_metrics_family(out, "opsc_store_batch_changes_last", "gauge",
-                        "Changes in the last finished batch");
-    opsc_metrics_sample_u64(out, "opsc_store_batch_changes_last", NULL, s->last_batch);
-    opsc_metrics_family(out, "opsc_store_batch_changes_max", "gauge",
-                        "Changes in the largest finished batch");
-    opsc_metrics_sample_u64(out, "opsc_store_batch_changes_max", NULL, s->max_batch);
+    opsc_metrics_one_u64(out, "opsc_store_rows_rejected_total", "counter",
+                         "Alerts whose changes the database rejected (SQLSTATE class 22/23)",
+                         s->n_rejected);
+    opsc_metrics_one_u64(out, "opsc_store_invalid_json_total", "counter",
+                         "custom_fields/raw_data texts that were not valid JSON (stored wrapped)",
+                         s->n_invalid_json);
+    opsc_metrics_one_u64(out, "opsc_store_batches_committed_total", "counter",
+                         "Batches finished (committed, bad rows isolated)", s->n_batches);
+    opsc_metrics_one_u64(out, "opsc_store_transactions_total", "counter",
+                         "Database transactions attempted (batches, retries, isolation halves)",
+                         s->n_txns);
+    opsc_metrics_one_u64(out, "opsc_store_isolations_total", "counter",
+                         "Batches bisected to isolate rows the database rejected", s->n_isolations);
+    opsc_metrics_one_u64(out, "opsc_store_retries_total", "counter",
+                         "Attempts repeated after connection loss or a transient error",
+                         s->n_retries);
+    opsc_metrics_one_u64(out, "opsc_store_pending_items", "gauge",
+                         "Items held and not yet durable (alerts, status rows, replies)", s->held);
+    opsc_metrics_one_u64(out, "opsc_store_pending_capacity", "gauge", "pending_max",
+                         s->o.pending_max);
+    opsc_metrics_one_u64(out, "opsc_store_batch_changes_last", "gauge",
+                         "Changes in the last finished batch", s->last_batch);
+    opsc_metrics_one_u64(out, "opsc_store_batch_changes_max", "gauge",
+                         "Changes in the largest finished batch", s->max_batch);
     char le[48];
     opsc_metrics_family(out, "opsc_store_batch_changes", "histogram", "Changes per batch");
     for (int i = 0; i < SIZE_BUCKETS; i++) {

@@ -1808,10 +1808,9 @@ void opsc_embedded_pg_metrics(opsc_buf_t *out, void *arg) {
     opsc_metrics_family(out, "opsc_embedded_pg_up", "gauge",
                         "1 when the embedded PostgreSQL accepts connections");
     opsc_metrics_sample(out, "opsc_embedded_pg_up", NULL, epg->running ? 1.0 : 0.0);
-    opsc_metrics_family(out, "opsc_embedded_pg_restarts_total", "counter",
-                        "Restarts of the embedded PostgreSQL after it died");
-    opsc_metrics_sample_u64(out, "opsc_embedded_pg_restarts_total", NULL, epg->restarts);
-    opsc_metrics_family(out, "opsc_embedded_pg_pid", "gauge",
-                        "PID of the embedded postmaster (0 when not running)");
-    opsc_metrics_sample_u64(out, "opsc_embedded_pg_pid", NULL, (uint64_t)(epg->pg ? epg->pid : 0));
+    opsc_metrics_one_u64(out, "opsc_embedded_pg_restarts_total", "counter",
+                         "Restarts of the embedded PostgreSQL after it died", epg->restarts);
+    opsc_metrics_one_u64(out, "opsc_embedded_pg_pid", "gauge",
+                         "PID of the embedded postmaster (0 when not running)",
+                         (uint64_t)(epg->pg ? epg->pid : 0));
 }

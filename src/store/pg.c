@@ -1529,9 +1529,8 @@ void opsc_pg_pool_metrics(opsc_buf_t *out, void *arg) {
         snprintf(labels, sizeof(labels), "role=\"%s\"", kind_names[k]);
         opsc_metrics_sample_u64(out, "opsc_db_inflight", labels, n);
     }
-    opsc_metrics_family(out, "opsc_db_queue_capacity", "gauge",
-                        "Queue bound per role (database.queue_max)");
-    opsc_metrics_sample_u64(out, "opsc_db_queue_capacity", NULL, (uint64_t)pool->queue_max);
+    opsc_metrics_one_u64(out, "opsc_db_queue_capacity", "gauge",
+                         "Queue bound per role (database.queue_max)", (uint64_t)pool->queue_max);
     opsc_metrics_family(out, "opsc_db_requests_total", "counter",
                         "Database requests completed, by outcome");
     opsc_metrics_sample_u64(out, "opsc_db_requests_total", "result=\"ok\"", pool->n_ok);
@@ -1542,13 +1541,10 @@ void opsc_pg_pool_metrics(opsc_buf_t *out, void *arg) {
                             pool->n_rejected);
     opsc_metrics_sample_u64(out, "opsc_db_requests_total", "result=\"shutdown\"",
                             pool->n_shutdown);
-    opsc_metrics_family(out, "opsc_db_reconnect_attempts_total", "counter",
-                        "Reconnect attempts scheduled after a failure");
-    opsc_metrics_sample_u64(out, "opsc_db_reconnect_attempts_total", NULL, pool->n_reconnects);
-    opsc_metrics_family(out, "opsc_db_connect_failures_total", "counter",
-                        "Connection attempts that failed");
-    opsc_metrics_sample_u64(out, "opsc_db_connect_failures_total", NULL, pool->n_connect_fail);
-    opsc_metrics_family(out, "opsc_db_notifications_total", "counter",
-                        "LISTEN/NOTIFY notifications received");
-    opsc_metrics_sample_u64(out, "opsc_db_notifications_total", NULL, pool->n_notifies);
+    opsc_metrics_one_u64(out, "opsc_db_reconnect_attempts_total", "counter",
+                         "Reconnect attempts scheduled after a failure", pool->n_reconnects);
+    opsc_metrics_one_u64(out, "opsc_db_connect_failures_total", "counter",
+                         "Connection attempts that failed", pool->n_connect_fail);
+    opsc_metrics_one_u64(out, "opsc_db_notifications_total", "counter",
+                         "LISTEN/NOTIFY notifications received", pool->n_notifies);
 }
