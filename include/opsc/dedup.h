@@ -23,7 +23,7 @@ typedef struct opsc_dedup_entry_s {
     uint32_t occurrence_count;
     int64_t last_occurrence_at_us;
     int dirty;          /* count changed since the last flush of repeats */
-    char *alert_type;   /* owned */
+    char *alert_type;   /* these three live in the entry's own block: never reassign */
     char *device;       /* owned: device_ip, or device_name when no ip */
     char *discriminator; /* owned, "" when none */
     /* dependency suppression (the pipeline sets these after opsc_dedup_add) */
