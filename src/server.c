@@ -24,6 +24,7 @@
 #include "opsc/fsutil.h"
 #include "opsc/log.h"
 #include "opsc/loopstat.h"
+#include "opsc/maintenance.h"
 #include "opsc/metrics.h"
 #include "opsc/migrate.h"
 #include "opsc/normalize.h"
@@ -76,6 +77,8 @@ struct opsc_server_s {
     int pipeline_loaded; /* normalizer and active alerts handed to the pipeline */
     int listening;       /* LISTEN opsc_refdata subscribed */
     uv_timer_t reload_timer; /* debounces reference-data notifications */
+    uv_timer_t maint_timer;  /* reloads maintenance occurrences before the horizon runs out */
+    int maint_loading, maint_again;
     uint64_t refdata_reloads;
     uint64_t not_ready_drops;
     unsigned char engine_id[OPSC_SNMP_ENGINE_ID_MAX];
@@ -362,7 +365,76 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
     }
 }
 
+/*
+ * Maintenance windows reach the pipeline as UTC occurrences over a horizon
+ * PostgreSQL expands (time-zone rules stay there); the hourly reload keeps
+ * the horizon ahead of the clock, NOTIFY opsc_refdata brings edits at once.
+ */
+#define MAINT_PAST_US (24LL * 3600 * 1000000)
+#define MAINT_HORIZON_US (2LL * 24 * 3600 * 1000000)
+#define MAINT_RELOAD_MS (3600u * 1000u)
+
+static void load_maintenance(opsc_server_t *srv);
+
+static void on_maintenance(opsc_store_maint_row_t *rows, size_t n, int err, void *arg) {
+    opsc_server_t *srv = arg;
+    srv->maint_loading = 0;
+    if (err) {
+        opsc_log_err(LOG, "loading maintenance windows failed (%s); the pipeline keeps the last ones",
+                     opsc_strerror(err));
+        return;
+    }
+    opsc_maint_row_t *mr = opsc_calloc(n ? n : 1, sizeof(*mr));
+    opsc_maint_t *m = NULL;
+    for (size_t i = 0; mr && i < n; i++) {
+        mr[i] = (opsc_maint_row_t){.window_id = rows[i].window_id, .name = rows[i].name,
+                                   .device_ip_cidr = rows[i].device_ip_cidr,
+                                   .device_name_glob = rows[i].device_name_glob,
+                                   .site = rows[i].site, .category = rows[i].category,
+                                   .alert_type = rows[i].alert_type,
+                                   .start_us = rows[i].start_us, .end_us = rows[i].end_us};
+    }
+    if (mr) {
+        m = opsc_maint_create(mr, n);
+    }
+    opsc_free(mr);
+    opsc_store_maint_rows_free(rows, n);
+    if (!m) {
+        opsc_log_err(LOG, "out of memory for the maintenance windows; keeping the last ones");
+    } else if (!srv->pipeline || srv->pipeline_stopping ||
+               opsc_pipeline_set_maintenance(srv->pipeline, m) != 0) {
+        opsc_maint_destroy(m);
+    } else {
+        opsc_log_info(LOG, "maintenance windows: %zu with occurrences in the next %lld h",
+                      opsc_maint_window_count(m), (long long)(MAINT_HORIZON_US / 3600000000LL));
+    }
+    if (srv->maint_again) {
+        srv->maint_again = 0;
+        load_maintenance(srv);
+    }
+}
+
+static void load_maintenance(opsc_server_t *srv) {
+    if (!srv->store || srv->phase != PHASE_RUNNING || !srv->pipeline) {
+        return;
+    }
+    if (srv->maint_loading) {
+        srv->maint_again = 1; /* a change arrived during the load: read it once more after */
+        return;
+    }
+    int64_t now = opsc_now_us();
+    if (opsc_store_load_maintenance(srv->store, now - MAINT_PAST_US, now + MAINT_HORIZON_US,
+                                    on_maintenance, srv) == 0) {
+        srv->maint_loading = 1;
+    }
+}
+
+static void on_maint_timer(uv_timer_t *t) {
+    load_maintenance(t->data);
+}
+
 static void load_refdata(opsc_server_t *srv) {
+    load_maintenance(srv);
     if (srv->loading || !srv->store || srv->phase != PHASE_RUNNING) {
         return;
     }
@@ -449,6 +521,7 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
                 return;
             }
             opsc_store_set_reply_cb(srv->store, on_reply, srv);
+            uv_timer_start(&srv->maint_timer, on_maint_timer, MAINT_RELOAD_MS, MAINT_RELOAD_MS);
         }
         if (!srv->listening && opsc_pg_listen(srv->pool, "opsc_refdata", on_refdata_notify, srv) == 0) {
             srv->listening = 1;
@@ -621,6 +694,7 @@ static void finish_shutdown(opsc_server_t *srv) {
     uv_close((uv_handle_t *)&srv->drain_timer, handle_closed);
     uv_timer_stop(&srv->reload_timer);
     uv_close((uv_handle_t *)&srv->reload_timer, handle_closed);
+    uv_close((uv_handle_t *)&srv->maint_timer, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_term, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_int, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_hup, handle_closed);
@@ -784,11 +858,13 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     srv->drain_timer.data = srv;
     uv_timer_init(loop, &srv->reload_timer);
     srv->reload_timer.data = srv;
+    uv_timer_init(loop, &srv->maint_timer);
+    srv->maint_timer.data = srv;
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     uv_signal_init(loop, &srv->sig_hup);
     srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
-    srv->handles_open = 5;
+    srv->handles_open = 6;
     opsc_metrics_register(srv->metrics, server_metrics, srv);
     opsc_metrics_register(srv->metrics, collect_loop, srv);
     opsc_metrics_register(srv->metrics, collect_pool, srv);

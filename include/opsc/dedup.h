@@ -23,6 +23,9 @@ typedef struct opsc_dedup_entry_s {
     uint32_t occurrence_count;
     int64_t last_occurrence_at_us;
     int dirty;          /* count changed since the last flush of repeats */
+    /* maintenance (set by the pipeline; in what was padding) */
+    unsigned char category;         /* opsc_category_t of the alert */
+    unsigned char maint_suppressed; /* suppressed by a maintenance window */
     char *alert_type;   /* these three live in the entry's own block: never reassign */
     char *device;       /* owned: device_ip, or device_name when no ip */
     char *discriminator; /* owned, "" when none */

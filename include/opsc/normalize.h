@@ -262,6 +262,8 @@ size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device,
                                  size_t max);
 const opsc_oidmap_t *opsc_normalizer_oidmap(const opsc_normalizer_t *n);
 size_t opsc_normalizer_devices_skipped(const opsc_normalizer_t *n);
+/** The devices row of address `ip` (v4 or v6 text), or NULL (also for a NULL normalizer). */
+const opsc_device_ref_t *opsc_normalizer_device(const opsc_normalizer_t *n, const char *ip);
 
 /**
  * Phase 1, run for every trap: mapping, device_ip, device, alert_type,

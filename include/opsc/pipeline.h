@@ -34,6 +34,7 @@
 typedef struct opsc_pipeline_s opsc_pipeline_t;
 struct opsc_snmp_decoder_options_s;
 struct opsc_normalizer_s;
+struct opsc_maint_s;
 
 /**
  * Called on the loop thread for each change, in order; takes ownership and
@@ -63,6 +64,12 @@ int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len
 
 /** Loop thread: replace the normalizer snapshot (ownership passes; the old one is freed). */
 int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, struct opsc_normalizer_s *n);
+
+/**
+ * Loop thread: replace the maintenance-window snapshot (ownership passes; the
+ * old one is freed). Every alert of the index is re-evaluated against it.
+ */
+int opsc_pipeline_set_maintenance(opsc_pipeline_t *p, struct opsc_maint_s *m);
 
 /**
  * Loop thread: seed the active-alert index with alerts read from the database

@@ -195,4 +195,32 @@ typedef void (*opsc_store_dependencies_cb)(opsc_store_dependency_row_t *rows, si
 int opsc_store_load_dependencies(opsc_store_t *s, opsc_store_dependencies_cb cb, void *arg);
 void opsc_store_dependency_rows_free(opsc_store_dependency_row_t *rows, size_t n);
 
+/**
+ * One occurrence of an enabled maintenance window: the window's matchers
+ * (strings owned, NULL = any; device_ip_cidr in PostgreSQL's text form,
+ * "10.1.0.0/16") and one concrete UTC interval [start_us, end_us), computed by
+ * PostgreSQL from the window's range, recurrence and time zone. INT64_MIN /
+ * INT64_MAX = unbounded. A window has as many rows as occurrences.
+ */
+typedef struct opsc_store_maint_row_s {
+    char *window_id;
+    char *name;
+    char *device_ip_cidr;
+    char *device_name_glob;
+    char *site;
+    char *category;
+    char *alert_type;
+    int64_t start_us;
+    int64_t end_us;
+} opsc_store_maint_row_t;
+
+typedef void (*opsc_store_maint_cb)(opsc_store_maint_row_t *rows, size_t n, int err, void *arg);
+/**
+ * Every occurrence of an enabled window overlapping [from_us, to_us) (Unix
+ * microseconds, the process clock), ordered by start.
+ */
+int opsc_store_load_maintenance(opsc_store_t *s, int64_t from_us, int64_t to_us,
+                                opsc_store_maint_cb cb, void *arg);
+void opsc_store_maint_rows_free(opsc_store_maint_row_t *rows, size_t n);
+
 #endif

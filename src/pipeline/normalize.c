@@ -483,6 +483,14 @@ size_t opsc_normalizer_devices_skipped(const opsc_normalizer_t *n) {
     return n ? n->skipped : 0;
 }
 
+const opsc_device_ref_t *opsc_normalizer_device(const opsc_normalizer_t *n, const char *ip) {
+    unsigned char a[16];
+    if (!n || addr_parse(ip, a) != 0) {
+        return NULL;
+    }
+    return device_find(n, a);
+}
+
 /* ---- small text helpers ------------------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */

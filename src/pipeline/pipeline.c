@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/prctl.h>
 
+#include "maintenance_int.h"
 #include "opsc/buf.h"
 #include "opsc/dedup.h"
 #include "opsc/error.h"
@@ -31,7 +32,7 @@
 #define DEFAULT_INGEST (64u << 20)
 #define DEFAULT_CHANGES (4u << 20)
 
-enum { REC_DATAGRAM = 1, REC_NORMALIZER = 2, REC_ACTIVE = 3 };
+enum { REC_DATAGRAM = 1, REC_NORMALIZER = 2, REC_ACTIVE = 3, REC_MAINT = 4 };
 
 /* Ingest ring record header; a datagram's bytes follow it. */
 typedef struct rec_s {
@@ -45,7 +46,7 @@ typedef struct rec_s {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } from;
-    void *ptr;  /* REC_NORMALIZER, REC_ACTIVE */
+    void *ptr;  /* REC_NORMALIZER, REC_ACTIVE, REC_MAINT */
     size_t n;   /* REC_ACTIVE */
 } rec_t;
 
@@ -82,6 +83,7 @@ struct opsc_pipeline_s {
     size_t ndown_types;
     opsc_dedup_entry_t **down; /* entries with is_down set (few: a linear scan is fine) */
     size_t ndown, capdown;
+    opsc__maint_t maint; /* maintenance windows (maintenance.c) */
     atomic_int ready;
     atomic_int stopping;
     atomic_int exited;
@@ -346,7 +348,8 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
             }
             opsc_change_t *c = opsc_change_new(OPSC_CHANGE_CREATE);
             const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
-            opsc_dedup_entry_t *up = upstream_down(p, device);
+            int in_maint = opsc__maint_covers_alert(&p->maint, a, now);
+            opsc_dedup_entry_t *up = in_maint ? NULL : upstream_down(p, device);
             char *rule = up ? opsc_strdup(RULE_UPSTREAM) : NULL;
             if (up && rule) {
                 /* An upstream device is down: this alert is a consequence of it. */
@@ -371,9 +374,13 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
             if (is_down_alert(p, a->alert_type, a->severity)) {
                 down_add(p, e);
             }
+            e->category = (unsigned char)a->category;
             c->id = a->id;
             c->alert = a;
             emit(p, c);
+            if (in_maint) {
+                opsc__maint_suppress_new(&p->maint, e, now); /* history: created, then suppressed */
+            }
             atomic_fetch_add_explicit(&p->n_created, 1, memory_order_relaxed);
         }
     }
@@ -416,12 +423,16 @@ static void take_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
             if (e && is_down_alert(p, a->alert_type, a->severity)) {
                 down_add(p, e);
             }
+            if (e) {
+                opsc__maint_take_loaded(e, a);
+            }
         }
         opsc_alert_free(a);
     }
     opsc_free(alerts);
     /* Suppressed by an upstream alert that is no longer active (resolved while we were down). */
     opsc_dedup_each(p->dedup, reopen_orphan, p);
+    opsc__maint_reevaluate(&p->maint); /* windows that ended (or changed) while we were down */
     p->have_active = 1;
     opsc_log_info(LOG, "active-alert index loaded: %zu alerts", opsc_dedup_count(p->dedup));
 }
@@ -457,6 +468,9 @@ static void drain(opsc_pipeline_t *p) {
             break;
         case REC_ACTIVE:
             take_active(p, r->ptr, r->n);
+            break;
+        case REC_MAINT:
+            opsc__maint_set(&p->maint, r->ptr);
             break;
         default:
             break;
@@ -496,6 +510,20 @@ static void on_wake(uv_async_t *h) {
 
 static void on_retry(uv_timer_t *t) {
     drain(t->data);
+}
+
+/* ---- maintenance windows: the hooks maintenance.c calls back into ---- */
+
+static void maint_emit(opsc_change_t *c, void *arg) {
+    emit(arg, c);
+}
+
+static opsc_dedup_entry_t *maint_upstream(const char *device, void *arg) {
+    return upstream_down(arg, device);
+}
+
+static void maint_kick(void *arg) {
+    drain(arg);
 }
 
 static void thread_main(void *arg) {
@@ -567,6 +595,8 @@ static void finish_stop(opsc_pipeline_t *p) {
         const rec_t *r = rec;
         if (r->kind == REC_NORMALIZER) {
             opsc_normalizer_destroy(r->ptr);
+        } else if (r->kind == REC_MAINT) {
+            opsc_maint_destroy(r->ptr);
         } else if (r->kind == REC_ACTIVE) {
             opsc_alert_t **a = r->ptr;
             for (size_t i = 0; i < r->n; i++) {
@@ -587,6 +617,7 @@ static void finish_stop(opsc_pipeline_t *p) {
     p->ndown = p->capdown = 0;
     uv_close((uv_handle_t *)&p->wake, NULL);
     uv_close((uv_handle_t *)&p->retry, NULL);
+    opsc__maint_close(&p->maint);
     /* A uv_stop left pending by the thread makes one run return at once. */
     for (int i = 0; i < 10 && uv_loop_close(&p->ploop) == UV_EBUSY; i++) {
         uv_run(&p->ploop, UV_RUN_NOWAIT);
@@ -665,6 +696,14 @@ int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, opsc_normalizer_t *n) {
     return push_record(p, &h, NULL, 0);
 }
 
+int opsc_pipeline_set_maintenance(opsc_pipeline_t *p, struct opsc_maint_s *m) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_MAINT;
+    h.ptr = m;
+    return push_record(p, &h, NULL, 0);
+}
+
 int opsc_pipeline_load_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
     rec_t h;
     memset(&h, 0, sizeof(h));
@@ -721,6 +760,9 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     p->wake.data = p;
     uv_timer_init(&p->ploop, &p->retry);
     p->retry.data = p;
+    opsc__maint_hooks_t mh = {.emit = maint_emit, .upstream = maint_upstream, .kick = maint_kick,
+                              .arg = p};
+    opsc__maint_init(&p->maint, &p->ploop, p->dedup, &p->norm, &mh);
     uv_async_init(loop, &p->loop_wake, on_loop_wake);
     p->loop_wake.data = p;
     uv_timer_init(loop, &p->loop_retry);
@@ -743,6 +785,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     if (rc != 0) {
         uv_close((uv_handle_t *)&p->wake, NULL);
         uv_close((uv_handle_t *)&p->retry, NULL);
+        opsc__maint_close(&p->maint);
         for (int i = 0; i < 10 && uv_loop_close(&p->ploop) == UV_EBUSY; i++) {
             uv_run(&p->ploop, UV_RUN_NOWAIT);
         }
@@ -837,4 +880,5 @@ void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
     opsc_metrics_one_u64(out, "opsc_pipeline_change_ring_waits_total", "counter",
                          "Times the pipeline paused because the change ring was full",
                          LOAD(p->n_change_ring_waits));
+    opsc__maint_metrics(out, &p->maint);
 }

@@ -146,6 +146,42 @@ static const char sql_load_devices[] =
 static const char sql_load_dependencies[] =
     "SELECT DISTINCT device_ip, depends_on_ip FROM dependencies ORDER BY device_ip, depends_on_ip";
 
+/*
+ * Maintenance windows as concrete UTC intervals overlapping [$1, $2): the
+ * server never applies time-zone rules itself. A recurring window becomes one
+ * interval per matching local day: (local date + recurrence_start) AT TIME
+ * ZONE time_zone, and its end likewise from the wall-clock end, so "Sunday
+ * 02:00-04:00 Europe/Berlin" follows daylight-saving changes (on the night
+ * the clocks skip 02:00 it covers 03:00-04:00 local, one real hour). Days are
+ * generated from 8 days before $1 (a weekly occurrence lasts at most 7 days)
+ * and clipped to the validity range. A non-finite bound ('infinity') is
+ * returned as NULL: open-ended.
+ */
+// clang-format off
+static const char sql_load_maintenance[] =
+    "WITH w AS (SELECT * FROM maintenance_windows WHERE enabled), "
+    "occ AS ("
+    "SELECT w.id, w.starts_at AS s, w.ends_at AS e FROM w WHERE w.recurrence IS NULL "
+    "UNION ALL "
+    "SELECT w.id, GREATEST(o.s, w.starts_at), LEAST(o.e, w.ends_at) FROM w "
+    "CROSS JOIN LATERAL ("
+    "SELECT (x.d + w.recurrence_start) AT TIME ZONE w.time_zone AS s, "
+    "(x.d + w.recurrence_start + w.recurrence_duration) AT TIME ZONE w.time_zone AS e "
+    "FROM (SELECT lo.d + i AS d FROM "
+    "(SELECT ($1::timestamptz AT TIME ZONE w.time_zone)::date - 8 AS d) lo, "
+    "generate_series(0, ($2::timestamptz AT TIME ZONE w.time_zone)::date - "
+    "($1::timestamptz AT TIME ZONE w.time_zone)::date + 8) i) x "
+    "WHERE w.recurrence = 'daily' OR extract(isodow FROM x.d)::int = ANY (w.recurrence_days)"
+    ") o WHERE w.recurrence IS NOT NULL) "
+    "SELECT w.id::text, w.name, w.device_ip_cidr::text, w.device_name_glob, w.site, w.category, "
+    "w.alert_type, CASE WHEN isfinite(occ.s) THEN " US_OF("occ.s") " END, "
+    "CASE WHEN isfinite(occ.e) THEN " US_OF("occ.e") " END "
+    "FROM occ JOIN w ON w.id = occ.id "
+    "WHERE occ.s < $2::timestamptz AND (occ.e IS NULL OR occ.e > $1::timestamptz) "
+    "AND (occ.e IS NULL OR occ.e > occ.s) "
+    "ORDER BY occ.s, w.id";
+// clang-format on
+
 /* Statement slots of one request, in execution order. */
 enum { ST_PRE = 0, ST_INSERT, ST_POST, ST_REPEAT, ST_HISTORY, ST_COUNT };
 
@@ -228,6 +264,7 @@ struct opsc_store_s {
     const opsc_pg_stmt_t *stmt_load_mappings;
     const opsc_pg_stmt_t *stmt_load_devices;
     const opsc_pg_stmt_t *stmt_load_dependencies;
+    const opsc_pg_stmt_t *stmt_load_maintenance;
 
     store_batch_t *first; /* FIFO; only `first` is ever sent */
     store_batch_t *last;
@@ -1695,8 +1732,10 @@ int opsc_store_create(uv_loop_t *loop, opsc_pg_pool_t *pool, const opsc_store_op
         opsc_pg_stmt_register(pool, "opsc_store_load_devices", sql_load_devices, 0);
     s->stmt_load_dependencies =
         opsc_pg_stmt_register(pool, "opsc_store_load_dependencies", sql_load_dependencies, 0);
+    s->stmt_load_maintenance =
+        opsc_pg_stmt_register(pool, "opsc_store_load_maintenance", sql_load_maintenance, 2);
     int ok = s->stmt_load_active && s->stmt_load_mappings && s->stmt_load_devices &&
-             s->stmt_load_dependencies;
+             s->stmt_load_dependencies && s->stmt_load_maintenance;
     for (int k = 0; k < ST_COUNT; k++) {
         ok = ok && s->stmt[k];
         s->jb[k] = (opsc_buf_t)OPSC_BUF_INIT;
@@ -2199,6 +2238,13 @@ static const size_t dependency_offs[] = {offsetof(opsc_store_dependency_row_t, d
                                          offsetof(opsc_store_dependency_row_t, depends_on_ip)};
 static const row_kind_t dependency_kind = {"dependencies", sizeof(opsc_store_dependency_row_t), 2,
                                            dependency_offs};
+#define MAINT_OFF(f) offsetof(opsc_store_maint_row_t, f)
+static const size_t maint_offs[] = {
+    MAINT_OFF(window_id),        MAINT_OFF(name),     MAINT_OFF(device_ip_cidr),
+    MAINT_OFF(device_name_glob), MAINT_OFF(site),     MAINT_OFF(category),
+    MAINT_OFF(alert_type),       NOT_STR /* start */, NOT_STR /* end */};
+static const row_kind_t maint_kind = {"maintenance_windows", sizeof(opsc_store_maint_row_t),
+                                      sizeof(maint_offs) / sizeof(maint_offs[0]), maint_offs};
 
 static char **row_str(const row_kind_t *k, void *rows, size_t i, size_t c) {
     return (char **)(void *)((char *)rows + i * k->row_size + k->offs[c]);
@@ -2251,6 +2297,7 @@ typedef struct load_rows_s {
     opsc_store_mappings_cb mappings_cb;
     opsc_store_devices_cb devices_cb;
     opsc_store_dependencies_cb deps_cb;
+    opsc_store_maint_cb maint_cb;
     void *arg;
 } load_rows_t;
 
@@ -2298,9 +2345,9 @@ static void on_dependencies(int err, const opsc_pg_res_t *res, void *arg) {
     l.deps_cb(rows, n, err, l.arg);
 }
 
-static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb done,
-                     load_rows_t *proto) {
-    if (!s || (!proto->mappings_cb && !proto->devices_cb && !proto->deps_cb)) {
+static int load_rows_params(opsc_store_t *s, const opsc_pg_stmt_t *stmt, int nparams,
+                            const char *const *params, opsc_pg_cb done, load_rows_t *proto) {
+    if (!s || (!proto->mappings_cb && !proto->devices_cb && !proto->deps_cb && !proto->maint_cb)) {
         return UV_EINVAL;
     }
     load_rows_t *l = opsc_malloc(sizeof(*l));
@@ -2308,11 +2355,16 @@ static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb don
         return OPSC_ENOMEM;
     }
     *l = *proto;
-    int rc = opsc_pg_exec(s->pool, OPSC_PG_READER, stmt, 0, NULL, done, l);
+    int rc = opsc_pg_exec(s->pool, OPSC_PG_READER, stmt, nparams, params, done, l);
     if (rc != 0) {
         opsc_free(l);
     }
     return rc;
+}
+
+static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb done,
+                     load_rows_t *proto) {
+    return load_rows_params(s, stmt, 0, NULL, done, proto);
 }
 
 int opsc_store_load_mappings(opsc_store_t *s, opsc_store_mappings_cb cb, void *arg) {
@@ -2328,4 +2380,33 @@ int opsc_store_load_devices(opsc_store_t *s, opsc_store_devices_cb cb, void *arg
 int opsc_store_load_dependencies(opsc_store_t *s, opsc_store_dependencies_cb cb, void *arg) {
     load_rows_t proto = {.mappings_cb = NULL, .devices_cb = NULL, .deps_cb = cb, .arg = arg};
     return load_rows(s, s ? s->stmt_load_dependencies : NULL, on_dependencies, &proto);
+}
+
+void opsc_store_maint_rows_free(opsc_store_maint_row_t *rows, size_t n) {
+    rows_free(&maint_kind, rows, n);
+}
+
+static void on_maintenance(int err, const opsc_pg_res_t *res, void *arg) {
+    load_rows_t l = *(load_rows_t *)arg;
+    opsc_free(arg);
+    void *rows;
+    size_t n;
+    err = rows_from_result(&maint_kind, err, res, &rows, &n);
+    opsc_store_maint_row_t *m = rows;
+    for (size_t i = 0; i < n; i++) {
+        m[i].start_us = opsc_pg_res_value(res, (int)i, 7) ? us_field(res, (int)i, 7) : INT64_MIN;
+        m[i].end_us = opsc_pg_res_value(res, (int)i, 8) ? us_field(res, (int)i, 8) : INT64_MAX;
+    }
+    l.maint_cb(m, n, err, l.arg);
+}
+
+int opsc_store_load_maintenance(opsc_store_t *s, int64_t from_us, int64_t to_us,
+                                opsc_store_maint_cb cb, void *arg) {
+    char from[32], to[32];
+    opsc_time_format(from_us, from);
+    opsc_time_format(to_us, to);
+    const char *params[2] = {from, to};
+    load_rows_t proto = {.maint_cb = cb, .arg = arg};
+    return load_rows_params(s, s ? s->stmt_load_maintenance : NULL, 2, params, on_maintenance,
+                            &proto);
 }
