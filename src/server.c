@@ -9,6 +9,7 @@
  *           embedded postgres -> close the remaining handles; uv_run returns
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include "opsc/pipeline.h"
 #include "opsc/server.h"
 #include "opsc/snmp_decode.h"
+#include "opsc/spool.h"
 #include "opsc/store_sink.h"
 #include "opsc/udp_listen.h"
 #include "opsc/version.h"
@@ -65,6 +67,31 @@ struct opsc_server_s {
     opsc_pg_pool_t *pool;
     opsc_pipeline_t *pipeline;
     opsc_store_t *store;
+    opsc_spool_t *spool;
+
+    /*
+     * Journal -> store feeding. Every change is appended to the journal, then
+     * submitted. Once the store refuses one (full: the database is away), the
+     * changes after fed_seq live only in the journal and are read back from
+     * disk, in order, when the store has room again ("backlog"); the start-up
+     * replay is the same thing from sequence 0.
+     */
+    uint64_t fed_seq;      /* highest journal sequence handed to the store (or skipped) */
+    int backlog;           /* changes after fed_seq are fed from the journal */
+    int replaying;         /* start-up replay running: the pipeline waits for it */
+    int feed_reading;
+    opsc_spool_record_t *feed;
+    size_t feed_n, feed_i;
+    uv_timer_t feed_timer;
+    struct seqmap_s {
+        uint64_t store_seq, spool_seq;
+    } *seqmap;             /* store sequence -> journal sequence, for truncation */
+    size_t map_head, map_n;
+    uint64_t db_durable;   /* every journal sequence <= this is committed */
+    struct reply_wait_s *rwait_head, *rwait_tail;
+    size_t rwait_n;
+    uint64_t n_replayed, n_fed_from_journal, n_replies_sent;
+    int spool_closing;
 
     /* reference data being loaded for the pipeline */
     opsc_store_mapping_row_t *maps;
@@ -215,6 +242,23 @@ static void collect_pipeline(opsc_buf_t *out, void *arg) {
     if (srv->store) {
         opsc_store_metrics(out, srv->store);
     }
+}
+
+static void collect_spool(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    if (srv->spool) {
+        opsc_spool_metrics(out, srv->spool);
+    }
+    opsc_metrics_one_u64(out, "opsc_spool_replayed_total", "counter",
+                         "Journal records replayed into the store at start-up", srv->n_replayed);
+    opsc_metrics_one_u64(out, "opsc_spool_fed_total", "counter",
+                         "Journal records fed to the store from disk after it had been full",
+                         srv->n_fed_from_journal);
+    opsc_metrics_one_u64(out, "opsc_spool_backlog", "gauge",
+                         "1 while changes reach the store from the journal (database behind)",
+                         (uint64_t)srv->backlog);
+    opsc_metrics_one_u64(out, "opsc_spool_replies_waiting", "gauge",
+                         "INFORM answers waiting for the journal sync", (uint64_t)srv->rwait_n);
 }
 
 static void collect_loop(opsc_buf_t *out, void *arg) {
@@ -435,7 +479,7 @@ static void on_maint_timer(uv_timer_t *t) {
 
 static void load_refdata(opsc_server_t *srv) {
     load_maintenance(srv);
-    if (srv->loading || !srv->store || srv->phase != PHASE_RUNNING) {
+    if (srv->loading || !srv->store || srv->replaying || srv->phase != PHASE_RUNNING) {
         return;
     }
     srv->loading = 1;
@@ -465,30 +509,243 @@ static void on_refdata_notify(const char *channel, const char *payload, void *ar
     }
 }
 
-static int on_change(opsc_change_t *c, void *arg) {
-    opsc_server_t *srv = arg;
-    if (!srv->store) {
-        opsc_change_free(c); /* shutting down after the store closed: counted by the store */
-        return 0;
-    }
-    int rc = opsc_store_submit(srv->store, c);
-    if (rc == OPSC_EQUEUE_FULL) {
-        return 1; /* offered again shortly; the pipeline waits meanwhile */
-    }
-    if (rc != 0) {
-        opsc_log_err(LOG, "store refused a change: %s", opsc_strerror(rc));
-        opsc_change_free(c);
-    }
-    return 0;
-}
+/* ---- journal, store and INFORM answers ------------------------------------------ */
 
-static void on_reply(opsc_change_t *c, void *arg) {
-    opsc_server_t *srv = arg;
+#define SEQMAP_MAX 65536
+#define FEED_BATCH 4096
+
+typedef struct reply_wait_s {
+    struct reply_wait_s *next;
+    opsc_change_t *reply;
+    uint64_t need; /* journal sequence that must be synced first */
+} reply_wait_t;
+
+static void send_reply(opsc_server_t *srv, opsc_change_t *c) {
     if (srv->udp) {
         opsc_udp_listen_send(srv->udp, c->listener, c->reply, c->reply_len,
                              (const struct sockaddr *)&c->reply_to);
+        srv->n_replies_sent++;
     }
     opsc_change_free(c);
+}
+
+/*
+ * An INFORM is answered once everything before it is durable. Every change
+ * before it was appended to the journal before it was submitted, so "synced
+ * in the journal" covers both ways of being durable (DESIGN.md "Durability"),
+ * and keeps INFORMs answered while the database is down.
+ */
+static void release_replies(opsc_server_t *srv, uint64_t synced) {
+    while (srv->rwait_head && srv->rwait_head->need <= synced) {
+        reply_wait_t *w = srv->rwait_head;
+        srv->rwait_head = w->next;
+        if (!srv->rwait_head) {
+            srv->rwait_tail = NULL;
+        }
+        srv->rwait_n--;
+        send_reply(srv, w->reply);
+        opsc_free(w);
+    }
+}
+
+/* Remember which journal sequence a store sequence stands for. When the map is
+ * full the newest entry moves forward: truncation then waits a little longer,
+ * it never deletes too early. */
+static void seqmap_push(opsc_server_t *srv, uint64_t store_seq, uint64_t spool_seq) {
+    if (srv->map_n == SEQMAP_MAX) {
+        struct seqmap_s *e = &srv->seqmap[(srv->map_head + srv->map_n - 1) % SEQMAP_MAX];
+        e->store_seq = store_seq;
+        e->spool_seq = spool_seq;
+        return;
+    }
+    struct seqmap_s *e = &srv->seqmap[(srv->map_head + srv->map_n) % SEQMAP_MAX];
+    e->store_seq = store_seq;
+    e->spool_seq = spool_seq;
+    srv->map_n++;
+}
+
+static void feed_kick(opsc_server_t *srv);
+static void load_refdata(opsc_server_t *srv);
+
+static void update_durable(opsc_server_t *srv) {
+    if (srv->map_n == 0 && srv->fed_seq > srv->db_durable) {
+        srv->db_durable = srv->fed_seq; /* nothing in the store: what was fed is done */
+    }
+    if (srv->spool) {
+        opsc_spool_release(srv->spool, srv->db_durable);
+    }
+    if (srv->replaying && !srv->backlog && srv->db_durable >= opsc_spool_recovered_seq(srv->spool)) {
+        srv->replaying = 0;
+        opsc_log_info(LOG, "journal replayed: %" PRIu64 " changes are in the database",
+                      srv->n_replayed);
+        load_refdata(srv);
+    }
+}
+
+static void on_store_durable(uint64_t durable_seq, void *arg) {
+    opsc_server_t *srv = arg;
+    while (srv->map_n > 0 && srv->seqmap[srv->map_head].store_seq <= durable_seq) {
+        srv->db_durable = srv->seqmap[srv->map_head].spool_seq;
+        srv->map_head = (srv->map_head + 1) % SEQMAP_MAX;
+        srv->map_n--;
+    }
+    update_durable(srv);
+    feed_kick(srv); /* the store has room again */
+}
+
+static void on_spool_synced(uint64_t synced, void *arg) {
+    opsc_server_t *srv = arg;
+    release_replies(srv, synced);
+    feed_kick(srv);
+}
+
+/* 0: taken (or skipped for good); 1: the store is full, offer it again later. */
+static int submit_one(opsc_server_t *srv, opsc_change_t *c, uint64_t seq) {
+    int rc = opsc_store_submit(srv->store, c);
+    if (rc == 0) {
+        seqmap_push(srv, opsc_store_last_seq(srv->store), seq);
+        srv->fed_seq = seq;
+        return 0;
+    }
+    if (rc == OPSC_EQUEUE_FULL || rc == OPSC_ENOMEM || rc == OPSC_ESHUTDOWN) {
+        return 1;
+    }
+    opsc_log_err(LOG, "store refused journal record %" PRIu64 ": %s", seq, opsc_strerror(rc));
+    opsc_change_free(c);
+    srv->fed_seq = seq;
+    return 0;
+}
+
+static void on_feed_read(opsc_spool_record_t *recs, size_t n, int err, void *arg) {
+    opsc_server_t *srv = arg;
+    srv->feed_reading = 0;
+    if (err) {
+        opsc_log_err(LOG, "reading the journal back failed: %s; trying again", opsc_strerror(err));
+        return; /* the feed timer tries again */
+    }
+    if (n == 0) {
+        opsc_spool_records_free(recs, 0);
+        /* Nothing readable up to the synced sequence: damaged records, counted by the spool. */
+        uint64_t upto = opsc_spool_synced_seq(srv->spool);
+        if (upto > srv->fed_seq) {
+            srv->fed_seq = upto;
+        }
+    } else {
+        srv->feed = recs;
+        srv->feed_n = n;
+        srv->feed_i = 0;
+    }
+    feed_kick(srv);
+}
+
+static void feed_free(opsc_server_t *srv) {
+    for (size_t i = srv->feed_i; srv->feed && i < srv->feed_n; i++) {
+        opsc_change_free(srv->feed[i].change);
+        srv->feed[i].change = NULL;
+    }
+    opsc_spool_records_free(srv->feed, 0);
+    srv->feed = NULL;
+    srv->feed_n = srv->feed_i = 0;
+}
+
+static void feed_kick(opsc_server_t *srv) {
+    if (!srv->backlog || !srv->store || srv->store_closing || !srv->spool || srv->feed_reading) {
+        return;
+    }
+    while (srv->feed_i < srv->feed_n) {
+        opsc_spool_record_t *r = &srv->feed[srv->feed_i];
+        if (r->seq <= srv->fed_seq) {
+            opsc_change_free(r->change); /* fed already */
+        } else if (submit_one(srv, r->change, r->seq) != 0) {
+            return; /* the durable callback comes back here */
+        }
+        r->change = NULL;
+        srv->feed_i++;
+        if (srv->replaying) {
+            srv->n_replayed++;
+        } else {
+            srv->n_fed_from_journal++;
+        }
+    }
+    feed_free(srv);
+    if (srv->fed_seq >= opsc_spool_last_seq(srv->spool)) {
+        srv->backlog = 0;
+        uv_timer_stop(&srv->feed_timer);
+        if (!srv->replaying) {
+            opsc_log_info(LOG, "store caught up with the journal (sequence %" PRIu64 ")",
+                          srv->fed_seq);
+        }
+        update_durable(srv);
+        return;
+    }
+    uint64_t upto = opsc_spool_synced_seq(srv->spool);
+    if (srv->fed_seq >= upto) {
+        return; /* the synced callback comes back here */
+    }
+    if (opsc_spool_read(srv->spool, srv->fed_seq, upto, FEED_BATCH, on_feed_read, srv) == 0) {
+        srv->feed_reading = 1;
+    }
+}
+
+static void on_feed_timer(uv_timer_t *t) {
+    feed_kick(t->data);
+}
+
+static int on_change(opsc_change_t *c, void *arg) {
+    opsc_server_t *srv = arg;
+    if (!srv->spool) {
+        opsc_change_free(c); /* shutting down after the journal closed */
+        return 0;
+    }
+    if (c->kind == OPSC_CHANGE_REPLY) {
+        uint64_t need = opsc_spool_last_seq(srv->spool);
+        if (opsc_spool_synced_seq(srv->spool) >= need) {
+            send_reply(srv, c);
+            return 0;
+        }
+        reply_wait_t *w = opsc_calloc(1, sizeof(*w));
+        if (!w) {
+            return 1; /* offered again */
+        }
+        w->reply = c;
+        w->need = need;
+        if (srv->rwait_tail) {
+            srv->rwait_tail->next = w;
+        } else {
+            srv->rwait_head = w;
+        }
+        srv->rwait_tail = w;
+        srv->rwait_n++;
+        return 0;
+    }
+    uint64_t seq = 0;
+    int rc = opsc_spool_append(srv->spool, c, &seq);
+    if (rc == OPSC_EQUEUE_FULL || rc == OPSC_ENOMEM) {
+        return 1; /* journal full: the pipeline waits (logged and counted by the spool) */
+    }
+    if (rc != 0) {
+        opsc_log_err(LOG, "journal refused a change: %s", opsc_strerror(rc));
+        opsc_change_free(c);
+        return 0;
+    }
+    if (srv->backlog || !srv->store || srv->store_closing) {
+        opsc_change_free(c); /* the journal has it; fed from there */
+        if (!srv->backlog) {
+            srv->backlog = 1;
+        }
+        feed_kick(srv);
+        return 0;
+    }
+    if (submit_one(srv, c, seq) != 0) {
+        opsc_change_free(c);
+        srv->backlog = 1;
+        opsc_log_warn(LOG,
+                      "store full (database slow or away): changes after journal sequence %" PRIu64
+                      " wait in the journal and are fed from disk",
+                      srv->fed_seq);
+        uv_timer_start(&srv->feed_timer, on_feed_timer, 100, 100);
+    }
+    return 0;
 }
 
 static void on_datagram(const void *data, size_t len, const struct sockaddr *from,
@@ -520,7 +777,17 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
                 opsc_server_shutdown(srv, 1);
                 return;
             }
-            opsc_store_set_reply_cb(srv->store, on_reply, srv);
+            opsc_store_set_durable_cb(srv->store, on_store_durable, srv);
+            if (opsc_spool_recovered_seq(srv->spool) > 0) {
+                /* What the last run could not write goes first, so that the active
+                 * alerts loaded next include it. */
+                opsc_log_info(LOG, "replaying the journal (up to sequence %" PRIu64 ")",
+                              opsc_spool_recovered_seq(srv->spool));
+                srv->replaying = 1;
+                srv->backlog = 1;
+                uv_timer_start(&srv->feed_timer, on_feed_timer, 100, 100);
+                feed_kick(srv);
+            }
             uv_timer_start(&srv->maint_timer, on_maint_timer, MAINT_RELOAD_MS, MAINT_RELOAD_MS);
         }
         if (!srv->listening && opsc_pg_listen(srv->pool, "opsc_refdata", on_refdata_notify, srv) == 0) {
@@ -695,6 +962,8 @@ static void finish_shutdown(opsc_server_t *srv) {
     uv_timer_stop(&srv->reload_timer);
     uv_close((uv_handle_t *)&srv->reload_timer, handle_closed);
     uv_close((uv_handle_t *)&srv->maint_timer, handle_closed);
+    uv_timer_stop(&srv->feed_timer);
+    uv_close((uv_handle_t *)&srv->feed_timer, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_term, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_int, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_hup, handle_closed);
@@ -741,6 +1010,12 @@ static void on_store_closed(void *arg) {
     shutdown_step(srv);
 }
 
+static void on_spool_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->spool = NULL;
+    shutdown_step(srv);
+}
+
 static void on_drain_tick(uv_timer_t *t) {
     shutdown_step(t->data);
 }
@@ -774,6 +1049,24 @@ static void shutdown_step(opsc_server_t *srv) {
         if (!srv->store_closing) {
             srv->store_closing = 1;
             opsc_store_close(srv->store, on_store_closed, srv);
+        }
+        return;
+    }
+    if (srv->spool) {
+        /* Buffered records are synced; what the store could not write stays for the next start. */
+        if (!srv->spool_closing && !srv->feed_reading) {
+            srv->spool_closing = 1;
+            feed_free(srv);
+            uint64_t left = opsc_spool_last_seq(srv->spool) > srv->db_durable
+                                ? opsc_spool_last_seq(srv->spool) - srv->db_durable
+                                : 0;
+            if (left > 0) {
+                opsc_log_info(LOG, "shutdown: %" PRIu64 " journal records not yet in the database "
+                                   "stay in the journal for the next start", left);
+            }
+            opsc_spool_close(srv->spool, on_spool_closed, srv);
+        } else if (srv->feed_reading && !uv_is_active((uv_handle_t *)&srv->drain_timer)) {
+            uv_timer_start(&srv->drain_timer, on_drain_tick, 10, 10);
         }
         return;
     }
@@ -850,7 +1143,8 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     srv->start_ns = uv_hrtime();
     srv->start_time = time(NULL);
     srv->metrics = opsc_metrics_create();
-    if (!srv->metrics || (config_path && !srv->config_path)) {
+    srv->seqmap = opsc_calloc(SEQMAP_MAX, sizeof(*srv->seqmap));
+    if (!srv->metrics || !srv->seqmap || (config_path && !srv->config_path)) {
         opsc_server_destroy(srv);
         return OPSC_ENOMEM;
     }
@@ -860,17 +1154,20 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     srv->reload_timer.data = srv;
     uv_timer_init(loop, &srv->maint_timer);
     srv->maint_timer.data = srv;
+    uv_timer_init(loop, &srv->feed_timer);
+    srv->feed_timer.data = srv;
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     uv_signal_init(loop, &srv->sig_hup);
     srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
-    srv->handles_open = 6;
+    srv->handles_open = 7; /* drain, reload, maint, feed timers; three signals */
     opsc_metrics_register(srv->metrics, server_metrics, srv);
     opsc_metrics_register(srv->metrics, collect_loop, srv);
     opsc_metrics_register(srv->metrics, collect_pool, srv);
     opsc_metrics_register(srv->metrics, collect_epg, srv);
     opsc_metrics_register(srv->metrics, collect_udp, srv);
     opsc_metrics_register(srv->metrics, collect_pipeline, srv);
+    opsc_metrics_register(srv->metrics, collect_spool, srv);
     *out = srv;
     return 0;
 }
@@ -957,6 +1254,24 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if ((rc = opsc_ops_server_start(srv->loop, &hopts, &srv->http, errbuf, errlen)) != 0) {
         goto error;
     }
+    {
+        char spool_dir[4200];
+        if (srv->cfg.spool.dir && *srv->cfg.spool.dir) {
+            snprintf(spool_dir, sizeof(spool_dir), "%s", srv->cfg.spool.dir);
+        } else {
+            snprintf(spool_dir, sizeof(spool_dir), "%s/spool", srv->data_dir);
+        }
+        opsc_spool_options_t sp = {
+            .dir = spool_dir,
+            .max_bytes = (uint64_t)srv->cfg.spool.max_bytes,
+            .segment_bytes = (uint64_t)srv->cfg.spool.segment_bytes,
+            .sync_interval_ms = (int)srv->cfg.spool.sync_interval_ms,
+        };
+        if ((rc = opsc_spool_open(srv->loop, &sp, &srv->spool, errbuf, errlen)) != 0) {
+            goto error;
+        }
+        opsc_spool_set_synced_cb(srv->spool, on_spool_synced, srv);
+    }
     if ((rc = pipeline_start(srv, errbuf, errlen)) != 0) {
         goto error;
     }
@@ -1008,6 +1323,14 @@ void opsc_server_destroy(opsc_server_t *srv) {
     if (!srv) {
         return;
     }
+    while (srv->rwait_head) {
+        reply_wait_t *w = srv->rwait_head;
+        srv->rwait_head = w->next;
+        opsc_change_free(w->reply);
+        opsc_free(w);
+    }
+    feed_free(srv);
+    opsc_free(srv->seqmap);
     opsc_metrics_destroy(srv->metrics);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);

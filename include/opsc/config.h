@@ -133,6 +133,13 @@ typedef struct opsc_config_s {
         char *embedded_user;   /* user the child runs as when we are root */
         char *embedded_bindir; /* NULL: pg_config --bindir, then /usr/lib/postgresql/N/bin */
     } database;
+
+    struct {
+        char *dir;              /* NULL: <data_dir>/spool */
+        int64_t max_bytes;
+        int64_t segment_bytes;
+        int64_t sync_interval_ms; /* group-commit window */
+    } spool;
 } opsc_config_t;
 
 typedef enum {

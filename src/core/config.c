@@ -123,6 +123,20 @@ const opsc_config_key_t opsc_config_keys[] = {
               0, 0, 0, 0,
               "Directory with initdb and postgres (unset: pg_config --bindir, then the newest "
               "/usr/lib/postgresql/N/bin)."),
+    OPSC__KEY("spool.dir", OPSC_CFG_STRING, spool.dir, NULL, 0, 0, 0, 0,
+              "Directory of the spool journal (changes not yet in PostgreSQL); default "
+              "<data_dir>/spool."),
+    OPSC__KEY("spool.max_bytes", OPSC_CFG_SIZE, spool.max_bytes, "1GiB", OPSC__MIB,
+              1024 * OPSC__GIB, 0, 0,
+              "Largest size of the spool journal; when full, the pipeline waits and the trap "
+              "ring drops (counted)."),
+    OPSC__KEY("spool.segment_bytes", OPSC_CFG_SIZE, spool.segment_bytes, "64MiB", 64 * OPSC__KIB,
+              OPSC__GIB, 0, 0,
+              "Size of one journal segment file; whole segments are deleted once PostgreSQL "
+              "has their changes."),
+    OPSC__KEY("spool.sync_interval", OPSC_CFG_DURATION, spool.sync_interval_ms, "2ms", 0, 1000, 0,
+              0, "Group-commit window of the journal: appends wait this long for company before "
+              "one write + fdatasync."),
 };
 /* clang-format on */
 

@@ -159,7 +159,11 @@ static void test_key_table(void **state) {
                                            "database.reconnect_max",
                                            "database.embedded_dir",
                                            "database.embedded_user",
-                                           "database.embedded_bindir"};
+                                           "database.embedded_bindir",
+                                           "spool.dir",
+                                           "spool.max_bytes",
+                                           "spool.segment_bytes",
+                                           "spool.sync_interval"};
     assert_int_equal(opsc_config_keys_count, sizeof(expected) / sizeof(expected[0]));
     for (size_t i = 0; i < opsc_config_keys_count; i++) {
         const opsc_config_key_t *k = &opsc_config_keys[i];
