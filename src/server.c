@@ -358,7 +358,8 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
         for (size_t i = 0; i < srv->ndevs; i++) {
             devs[i] = (opsc_device_ref_t){.ip = srv->devs[i].ip_address,
                                           .name = srv->devs[i].name,
-                                          .site = srv->devs[i].site};
+                                          .site = srv->devs[i].site,
+                                          .impact = srv->devs[i].impact};
         }
         n = opsc_normalizer_create(rows, srv->nmaps, devs, srv->ndevs, err, sizeof(err));
     }
@@ -1201,7 +1202,17 @@ static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         .arg = srv,
         .down_alert_types = (const char *const *)srv->cfg.correlation.down_alert_types.items,
         .ndown_alert_types = srv->cfg.correlation.down_alert_types.count,
+        .flap_threshold = (uint32_t)srv->cfg.correlation.flap_threshold,
+        .flap_window_ms = srv->cfg.correlation.flap_window_ms,
+        .flap_track_max = (size_t)srv->cfg.correlation.flap_track_max,
+        .expire_after_ms = srv->cfg.correlation.expire_after_ms,
     };
+    const opsc_strlist_t *xc = &srv->cfg.correlation.expire_after_by_category;
+    rc = opsc_pipeline_parse_expiry_overrides((const char *const *)xc->items, xc->count, &po,
+                                              errbuf, errlen);
+    if (rc != 0) {
+        return rc;
+    }
     return opsc_pipeline_start(srv->loop, &po, &srv->pipeline, errbuf, errlen);
 }
 

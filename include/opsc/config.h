@@ -120,6 +120,11 @@ typedef struct opsc_config_s {
 
     struct {
         opsc_strlist_t down_alert_types; /* device-down alert types (plus any critical alert) */
+        int64_t flap_threshold;          /* 0: flapping detection off */
+        int64_t flap_window_ms;
+        int64_t flap_track_max;
+        int64_t expire_after_ms;                 /* 0: never */
+        opsc_strlist_t expire_after_by_category; /* "category=duration" items */
     } correlation;
 
     struct {

@@ -33,6 +33,8 @@ typedef struct opsc_dedup_entry_s {
     int is_down;           /* its alert marks `device` as down for its dependents */
     int has_correlated_to; /* suppressed by the upstream alert `correlated_to` */
     opsc_uuid_t correlated_to;
+    /* flapping and expiry (the pipeline sets these after opsc_dedup_add; see correlate.c) */
+    uint8_t flapping; /* marked flapping: clears are counted, not resolving */
     /* internal links */
     struct opsc_dedup_entry_s *dirty_next;
     struct opsc_dedup_entry_s *dev_next;
@@ -71,6 +73,15 @@ size_t opsc_dedup_each_on_device(opsc_dedup_t *d, const char *device, const char
 
 /** Visit every entry (the callback must not add or remove entries). */
 void opsc_dedup_each(opsc_dedup_t *d, void (*cb)(opsc_dedup_entry_t *e, void *arg), void *arg);
+
+/**
+ * Visit the entries in the next `nslots` slots from *cursor (wrapping at the
+ * end of the table; the cursor is advanced), so a periodic check can walk a
+ * large index a bounded slice at a time. The callback must not add or remove
+ * entries. Returns the number of slots the table has (a full pass).
+ */
+size_t opsc_dedup_scan(opsc_dedup_t *d, size_t *cursor, size_t nslots,
+                       void (*cb)(opsc_dedup_entry_t *e, void *arg), void *arg);
 
 /** Take the list of dirty entries (clears their flag); iterate with e->dirty_next. */
 opsc_dedup_entry_t *opsc_dedup_take_dirty(opsc_dedup_t *d);

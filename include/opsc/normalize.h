@@ -198,6 +198,7 @@ typedef struct opsc_device_ref_s {
     const char *name;   /* NOT NULL in the table */
     const char *site;   /* NULL allowed */
     const char *vendor; /* oid_mappings.vendor spelling ("cisco"); NULL = unknown */
+    const char *impact; /* custom_fields->>'impact' (ITIL: high, medium, low); NULL = derive */
 } opsc_device_ref_t;
 
 typedef struct opsc_normalizer_s opsc_normalizer_t;
@@ -260,6 +261,13 @@ size_t opsc_normalizer_dependency_count(const opsc_normalizer_t *n);
  */
 size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device, const char **out,
                                  size_t max);
+/**
+ * How many devices depend on `device`, directly or transitively (cycle-safe,
+ * at most OPSC_UPSTREAM_DEPTH levels), counting no further than `max`: the
+ * ITIL impact only asks "at least N?". No allocation beyond a small stack
+ * buffer of `max` pointers (max <= 64).
+ */
+size_t opsc_normalizer_dependents(const opsc_normalizer_t *n, const char *device, size_t max);
 const opsc_oidmap_t *opsc_normalizer_oidmap(const opsc_normalizer_t *n);
 size_t opsc_normalizer_devices_skipped(const opsc_normalizer_t *n);
 /** The devices row of address `ip` (v4 or v6 text), or NULL (also for a NULL normalizer). */

@@ -18,7 +18,7 @@
  *   UDP datagram --ingest ring-->       decode (net-snmp) -> normalize key ->
  *                                       dedup / clear -> normalize in full
  *                                       (first occurrence only)
- *   on_change()  <--change ring--       CREATE / REPEAT / STATUS / REPLY
+ *   on_change()  <--change ring--       CREATE / REPEAT / STATUS / UPDATE / REPLY
  *
  * Both rings are bounded, lock-free and single-producer/single-consumer; each
  * side wakes the other with uv_async_send only when the other sleeps. A full
@@ -52,7 +52,25 @@ typedef struct opsc_pipeline_options_s {
     /* Alert types that mark a device as down (copied; any critical alert does too). */
     const char *const *down_alert_types;
     size_t ndown_alert_types;
+    /* Flapping (see docs/architecture.md): more than flap_threshold resolves of one
+     * fingerprint within flap_window_ms; threshold 0 = off. flap_track_max: fingerprints
+     * remembered (0: 100000). */
+    uint32_t flap_threshold;
+    int64_t flap_window_ms;
+    size_t flap_track_max;
+    /* Expiry: no occurrence for this long -> expired; 0 = never. A category whose
+     * expire_by_category_set[c] is 1 uses expire_by_category_ms[c] instead (0 = never). */
+    int64_t expire_after_ms;
+    int64_t expire_by_category_ms[OPSC_CAT_COUNT];
+    unsigned char expire_by_category_set[OPSC_CAT_COUNT];
 } opsc_pipeline_options_t;
+
+/**
+ * Parse correlation.expire_after_by_category items ("network=2h", "power=0")
+ * into `po`. 0, or OPSC_ECONFIG with the offending item in errbuf.
+ */
+int opsc_pipeline_parse_expiry_overrides(const char *const *items, size_t n,
+                                         opsc_pipeline_options_t *po, char *errbuf, size_t errlen);
 
 /** Create and start the thread (it initialises net-snmp itself). */
 int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,

@@ -19,19 +19,23 @@
  * Writing. Changes are coalesced per alert id into the open batch: a REPEAT
  * keeps the largest absolute count, a REPEAT or STATUS of an alert CREATEd in
  * the same batch folds into its row, several STATUS transitions keep the
- * final state plus one history row each. A batch is sealed when it holds
+ * final state plus one history row each, UPDATEs fold into the CREATE's row
+ * or merge into one UPDATE row (later field wins) plus one history row
+ * (`updated`) each. A status leaving resolved/expired clears resolved_at and
+ * resolved_by. A batch is sealed when it holds
  * `batch_max` items, or once it is `flush_interval_ms` old and the batch
  * before it has committed (until then it keeps growing), or on
  * opsc_store_flush(). It is written as ONE transaction (one pool batch, one
- * sync, prepared statements) of at most five statements, each one array of
+ * sync, prepared statements) of at most six statements, each one array of
  * JSON rows:
  *
  *   1. UPDATE alerts ... FROM json_to_recordset($1)   statuses leaving 'active'
  *   2. WITH v AS (json_populate_recordset(NULL::alerts, $1))
  *      INSERT INTO alerts ... ON CONFLICT DO NOTHING     all new alerts
  *   3. UPDATE alerts ... FROM json_to_recordset($1)   the other statuses
- *   4. UPDATE alerts SET occurrence_count = GREATEST(...) ...   all repeats
- *   5. INSERT INTO alert_history ... ON CONFLICT (id) DO NOTHING
+ *   4. UPDATE alerts ... FROM json_to_recordset($1)   field UPDATEs (one row per alert)
+ *   5. UPDATE alerts SET occurrence_count = GREATEST(...) ...   all repeats
+ *   6. INSERT INTO alert_history ... ON CONFLICT (id) DO NOTHING
  *
  * (1 before 2 before 3: the partial unique index on active fingerprints is
  * checked row by row; see src/sinks/store_sink.c.) One batch is in flight at
@@ -176,6 +180,7 @@ typedef struct opsc_store_device_row_s {
     char *name;
     char *site;
     char *status;
+    char *impact; /* custom_fields->>'impact' (ITIL impact given by the operator) */
 } opsc_store_device_row_t;
 
 typedef void (*opsc_store_devices_cb)(opsc_store_device_row_t *rows, size_t n, int err, void *arg);

@@ -14,7 +14,6 @@
 
 #include "opsc/alert.h"
 #include "opsc/buf.h"
-#include "opsc/change.h"
 #include "opsc/error.h"
 
 static const char *const severity_names[OPSC_SEV_COUNT] = {"critical", "major", "minor",
@@ -226,20 +225,4 @@ opsc_alert_t *opsc_alert_clone(const opsc_alert_t *src) {
         return NULL;
     }
     return a;
-}
-
-opsc_change_t *opsc_change_new(opsc_change_kind_t kind) {
-    opsc_change_t *c = opsc_calloc(1, sizeof(*c));
-    if (c) {
-        c->kind = kind;
-    }
-    return c;
-}
-
-void opsc_change_free(opsc_change_t *c) {
-    if (c) {
-        opsc_alert_free(c->alert);
-        opsc_free(c->reply);
-        opsc_free(c);
-    }
 }

@@ -127,8 +127,9 @@ static int encode_alert(opsc_buf_t *b, const opsc_alert_t *a) {
 
 int opsc_change_encode(opsc_buf_t *b, const opsc_change_t *c) {
     int rc = 0;
-    if (!c || c->kind == OPSC_CHANGE_REPLY || (unsigned)c->kind > OPSC_CHANGE_REPLY ||
-        (c->kind == OPSC_CHANGE_CREATE && !c->alert)) {
+    if (!c || c->kind == OPSC_CHANGE_REPLY || (unsigned)c->kind > OPSC_CHANGE_UPDATE ||
+        (c->kind == OPSC_CHANGE_CREATE && !c->alert) ||
+        (c->kind == OPSC_CHANGE_UPDATE && !c->upd)) {
         return UV_EINVAL;
     }
     size_t start = b->len;
@@ -151,6 +152,12 @@ int opsc_change_encode(opsc_buf_t *b, const opsc_change_t *c) {
         rc = rc ? rc : put_str(b, c->action);
         rc = rc ? rc : put_u8(b, c->has_correlated_to ? 1u : 0u);
         rc = rc ? rc : put_uuid(b, &c->correlated_to_id);
+        break;
+    case OPSC_CHANGE_UPDATE:
+        rc = rc ? rc : put_u64(b, (uint64_t)c->at_us);
+        rc = rc ? rc : put_str(b, c->actor);
+        rc = rc ? rc : put_str(b, c->action);
+        rc = rc ? rc : opsc_alert_update_encode(b, c->upd);
         break;
     default:
         break;
@@ -311,7 +318,7 @@ int opsc_change_decode(const void *data, size_t len, opsc_change_t **out) {
     int oom = 0;
     *out = NULL;
     unsigned kind = get_u8(&r);
-    if (r.bad || kind >= OPSC_CHANGE_REPLY) {
+    if (r.bad || kind == OPSC_CHANGE_REPLY || kind > OPSC_CHANGE_UPDATE) {
         return OPSC_EPARSE;
     }
     opsc_change_t *c = opsc_change_new((opsc_change_kind_t)kind);
@@ -342,6 +349,24 @@ int opsc_change_decode(const void *data, size_t len, opsc_change_t **out) {
         c->has_correlated_to = (int)get_enum(&r, 2);
         get_uuid(&r, &c->correlated_to_id);
         break;
+    case OPSC_CHANGE_UPDATE: {
+        c->at_us = (int64_t)get_u64(&r);
+        get_fixed(&r, c->actor, sizeof(c->actor));
+        get_fixed(&r, c->action, sizeof(c->action));
+        opsc_alert_update_free(c->upd);
+        c->upd = NULL;
+        size_t used = 0;
+        int urc = r.bad ? OPSC_EPARSE : opsc_alert_update_decode(r.p, r.left, &used, &c->upd);
+        if (urc == OPSC_ENOMEM) {
+            oom = 1;
+        } else if (urc != 0) {
+            r.bad = 1;
+        } else {
+            r.p += used;
+            r.left -= used;
+        }
+        break;
+    }
     default:
         break;
     }

@@ -41,7 +41,7 @@ extern char **environ;
 #define OPSC__GIB (1024 * OPSC__MIB)
 
 #define OPSC__CONFIG_FILE_MAX (1024 * 1024)
-#define OPSC__KEYS_MAX 32
+#define OPSC__KEYS_MAX 48
 
 /* clang-format off */
 #define OPSC__KEY(path, type, field, def, min, max, reloadable, secret, help)                      \
@@ -97,6 +97,26 @@ const opsc_config_key_t opsc_config_keys[] = {
               "Alert types that mark their device as down (as does any critical alert): while "
               "one is open, new alerts from devices that depend on it (the dependencies table, "
               "transitively) are stored suppressed. Comma-separated, or a YAML sequence."),
+    OPSC__KEY("correlation.flap_threshold", OPSC_CFG_INT, correlation.flap_threshold, "5", 0, 64,
+              0, 0,
+              "A fingerprint resolved more than this many times within correlation.flap_window "
+              "is flapping: its last alert is reopened and kept, tagged flapping, until it has "
+              "been quiet for a whole window. 0 turns flapping detection off."),
+    OPSC__KEY("correlation.flap_window", OPSC_CFG_DURATION, correlation.flap_window_ms, "10m",
+              100, 24 * OPSC__MS_H, 0, 0,
+              "Window of correlation.flap_threshold, and the quiet time that ends flapping."),
+    OPSC__KEY("correlation.flap_track_max", OPSC_CFG_INT, correlation.flap_track_max, "100000",
+              16, 10000000, 0, 0,
+              "Fingerprints whose recent resolves are remembered for flapping detection; the "
+              "least recently resolved one is forgotten first (about 250 bytes each)."),
+    OPSC__KEY("correlation.expire_after", OPSC_CFG_DURATION, correlation.expire_after_ms, "0",
+              0, 365 * OPSC__MS_D, 0, 0,
+              "An open alert with no occurrence for this long becomes expired (history action "
+              "expired, rule expiry). 0 = never: an alert nobody cleared stays visible."),
+    OPSC__KEY("correlation.expire_after_by_category", OPSC_CFG_STRLIST,
+              correlation.expire_after_by_category, NULL, 0, 0, 0, 0,
+              "Per-category overrides of correlation.expire_after: CATEGORY=DURATION items "
+              "(\"environment=2h,network=0\"), comma-separated or a YAML sequence; 0 = never."),
     OPSC__KEY("database.url", OPSC_CFG_STRING, database.url, NULL, 0, 0, 0, 1,
               "PostgreSQL connection string (URI or key=value); unset runs an embedded "
               "PostgreSQL under data_dir."),

@@ -270,6 +270,21 @@ void opsc_dedup_each(opsc_dedup_t *d, void (*cb)(opsc_dedup_entry_t *e, void *ar
     }
 }
 
+size_t opsc_dedup_scan(opsc_dedup_t *d, size_t *cursor, size_t nslots,
+                       void (*cb)(opsc_dedup_entry_t *e, void *arg), void *arg) {
+    size_t i = *cursor < d->cap ? *cursor : 0; /* the table may have grown or been rebuilt */
+    if (nslots > d->cap) {
+        nslots = d->cap;
+    }
+    for (size_t k = 0; k < nslots; k++, i = (i + 1) & (d->cap - 1)) {
+        if (d->slots[i]) {
+            cb(d->slots[i], arg);
+        }
+    }
+    *cursor = i;
+    return d->cap;
+}
+
 opsc_dedup_entry_t *opsc_dedup_take_dirty(opsc_dedup_t *d) {
     opsc_dedup_entry_t *list = d->dirty;
     d->dirty = NULL;

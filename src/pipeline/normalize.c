@@ -97,6 +97,7 @@ struct opsc_normalizer_s {
         char *upstream;
     } *deps;
     size_t ndeps;
+    size_t *rdeps; /* edge indexes sorted by upstream: who depends on a device */
 };
 
 static void tmpl_free(tmpl_t *tp) {
@@ -283,9 +284,10 @@ static int devices_build(opsc_normalizer_t *n, const opsc_device_ref_t *devices,
         d->ref.name = opsc_strdup(devices[i].name);
         d->ref.site = devices[i].site ? opsc_strdup(devices[i].site) : NULL;
         d->ref.vendor = devices[i].vendor ? opsc_strdup(devices[i].vendor) : NULL;
+        d->ref.impact = devices[i].impact ? opsc_strdup(devices[i].impact) : NULL;
         n->ndevs++;
         if (!d->ref.ip || !d->ref.name || (devices[i].site && !d->ref.site) ||
-            (devices[i].vendor && !d->ref.vendor)) {
+            (devices[i].vendor && !d->ref.vendor) || (devices[i].impact && !d->ref.impact)) {
             return OPSC_ENOMEM;
         }
         n->dtable[slot] = (uint32_t)n->ndevs;
@@ -335,7 +337,9 @@ static void deps_free(opsc_normalizer_t *n) {
         opsc_free(n->deps[i].upstream);
     }
     opsc_free(n->deps);
+    opsc_free(n->rdeps);
     n->deps = NULL;
+    n->rdeps = NULL;
     n->ndeps = 0;
 }
 
@@ -362,6 +366,27 @@ static int dep_cmp(const void *a, const void *b) {
     const struct dep_edge_s *x = a, *y = b;
     int c = strcmp(x->device, y->device);
     return c ? c : strcmp(x->upstream, y->upstream);
+}
+
+static void rdeps_sort(opsc_normalizer_t *n) {
+    /* Shell sort by upstream: no context-free comparator can reach n->deps. */
+    size_t len = n->ndeps;
+    size_t gap = 1;
+    while (gap < len / 3) {
+        gap = gap * 3 + 1;
+    }
+    for (; gap > 0; gap /= 3) {
+        for (size_t i = gap; i < len; i++) {
+            size_t v = n->rdeps[i];
+            size_t j = i;
+            while (j >= gap &&
+                   strcmp(n->deps[n->rdeps[j - gap]].upstream, n->deps[v].upstream) > 0) {
+                n->rdeps[j] = n->rdeps[j - gap];
+                j -= gap;
+            }
+            n->rdeps[j] = v;
+        }
+    }
 }
 
 int opsc_normalizer_set_dependencies(opsc_normalizer_t *n, const opsc_dependency_ref_t *rows,
@@ -392,6 +417,15 @@ int opsc_normalizer_set_dependencies(opsc_normalizer_t *n, const opsc_dependency
         return OPSC_ENOMEM;
     }
     qsort(n->deps, n->ndeps, sizeof(*n->deps), dep_cmp);
+    n->rdeps = opsc_malloc((n->ndeps ? n->ndeps : 1) * sizeof(*n->rdeps));
+    if (!n->rdeps) {
+        deps_free(n);
+        return OPSC_ENOMEM;
+    }
+    for (size_t i = 0; i < n->ndeps; i++) {
+        n->rdeps[i] = i;
+    }
+    rdeps_sort(n);
     return 0;
 }
 
@@ -451,6 +485,58 @@ size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device,
     return count;
 }
 
+/* Index into rdeps of the first edge whose upstream is `device`, or n->ndeps. */
+static size_t rdeps_first(const opsc_normalizer_t *n, const char *device) {
+    size_t lo = 0, hi = n->ndeps;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(n->deps[n->rdeps[mid]].upstream, device) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+size_t opsc_normalizer_dependents(const opsc_normalizer_t *n, const char *device, size_t max) {
+    const char *found[64];
+    if (!n || !n->ndeps || !device || !device[0] || max == 0) {
+        return 0;
+    }
+    if (max > 64) {
+        max = 64;
+    }
+    size_t count = 0, level_start = 0;
+    for (int depth = 0; depth < OPSC_UPSTREAM_DEPTH; depth++) {
+        size_t level_end = count;
+        size_t nfrom = depth == 0 ? 1 : level_end - level_start;
+        if (nfrom == 0) {
+            break;
+        }
+        for (size_t k = 0; k < nfrom; k++) {
+            const char *cur = depth == 0 ? device : found[level_start + k];
+            for (size_t i = rdeps_first(n, cur);
+                 i < n->ndeps && strcmp(n->deps[n->rdeps[i]].upstream, cur) == 0; i++) {
+                const char *dn = n->deps[n->rdeps[i]].device;
+                int seen = strcmp(dn, device) == 0;
+                for (size_t j = 0; j < count && !seen; j++) {
+                    seen = strcmp(found[j], dn) == 0;
+                }
+                if (seen) {
+                    continue;
+                }
+                found[count++] = dn;
+                if (count == max) {
+                    return count;
+                }
+            }
+        }
+        level_start = depth == 0 ? 0 : level_end;
+    }
+    return count;
+}
+
 void opsc_normalizer_destroy(opsc_normalizer_t *n) {
     if (!n) {
         return;
@@ -467,6 +553,7 @@ void opsc_normalizer_destroy(opsc_normalizer_t *n) {
         opsc_free((void *)n->devs[i].ref.name);
         opsc_free((void *)n->devs[i].ref.site);
         opsc_free((void *)n->devs[i].ref.vendor);
+        opsc_free((void *)n->devs[i].ref.impact);
     }
     opsc_free(n->devs);
     opsc_free(n->dtable);

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 
 #include "maintenance_int.h"
+#include "correlate_int.h"
 #include "opsc/buf.h"
 #include "opsc/dedup.h"
 #include "opsc/error.h"
@@ -84,6 +85,12 @@ struct opsc_pipeline_s {
     opsc_dedup_entry_t **down; /* entries with is_down set (few: a linear scan is fine) */
     size_t ndown, capdown;
     opsc__maint_t maint; /* maintenance windows (maintenance.c) */
+    /* flapping, expiry (correlate.c) */
+    opsc_flap_tracker_t *flap;
+    int64_t expire_us[OPSC_CAT_COUNT]; /* 0 = never */
+    int expiry_on;
+    uv_timer_t corr_timer;
+    size_t expire_cursor;
     atomic_int ready;
     atomic_int stopping;
     atomic_int exited;
@@ -107,6 +114,16 @@ struct opsc_pipeline_s {
     atomic_uint_fast64_t n_change_ring_waits;
     atomic_uint_fast64_t n_active;
     atomic_uint_fast64_t n_versions[4];
+    atomic_uint_fast64_t n_flap_reopened;
+    atomic_uint_fast64_t n_flap_clears;
+    atomic_uint_fast64_t n_flap_settled;
+    atomic_uint_fast64_t n_expired;
+    atomic_uint_fast64_t n_flapping;
+    atomic_uint_fast64_t n_flap_records;
+    atomic_uint_fast64_t n_flap_memory;
+    atomic_uint_fast64_t n_flap_evicted;
+    atomic_uint_fast64_t n_flap_untracked;
+    atomic_uint_fast64_t expire_slice_max_ns;
 };
 
 /* ---- pipeline thread -------------------------------------------------------------------- */
@@ -263,8 +280,9 @@ static void reopen_dependents(opsc_pipeline_t *p, const opsc_uuid_t *id, int64_t
     opsc_dedup_each(p->dedup, reopen_one, &ra);
 }
 
-static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char *clear_type,
-                          int64_t now_us) {
+/* `e` leaves the active set (resolved or expired): STATUS, dependents reopened, entry removed. */
+static void close_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, opsc_status_t to,
+                        const char *actor, const char *rule, int64_t now_us) {
     opsc_change_t *c = opsc_change_new(OPSC_CHANGE_STATUS);
     if (!c) {
         return;
@@ -281,11 +299,11 @@ static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char 
     }
     c->id = e->id;
     c->old_status = e->status;
-    c->new_status = OPSC_STATUS_RESOLVED;
+    c->new_status = to;
     c->at_us = now_us;
-    snprintf(c->actor, sizeof(c->actor), "auto-clear");
-    snprintf(c->rule, sizeof(c->rule), "clear:%s", clear_type);
-    snprintf(c->action, sizeof(c->action), "resolved");
+    snprintf(c->actor, sizeof(c->actor), "%s", actor);
+    snprintf(c->rule, sizeof(c->rule), "%s", rule);
+    snprintf(c->action, sizeof(c->action), "%s", opsc_status_name(to));
     emit(p, c);
     if (e->is_down) {
         opsc_uuid_t id = e->id;
@@ -293,7 +311,244 @@ static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char 
         reopen_dependents(p, &id, now_us);
     }
     opsc_dedup_remove(p->dedup, e);
+}
+
+static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char *clear_type,
+                          int64_t now_us) {
+    char rule[64];
+    snprintf(rule, sizeof(rule), "clear:%s", clear_type);
+    close_entry(p, e, OPSC_STATUS_RESOLVED, "auto-clear", rule, now_us);
     atomic_fetch_add_explicit(&p->n_cleared, 1, memory_order_relaxed);
+}
+
+/* ---- flapping, expiry, priority (the logic lives in correlate.c) ---- */
+
+static void on_retry(uv_timer_t *t);
+
+#define RULE_FLAPPING "flapping"
+#define CORR_TICK_MS 100
+#define EXPIRE_SLICE 16384 /* slots per tick: 1M alerts (2M slots) in 128 ticks, 12.8 s */
+#define EXPIRE_BATCH 4096  /* expired per tick at most; the rest on the next pass */
+
+static void set_priority(opsc_pipeline_t *p, const opsc_trap_key_t *key, opsc_alert_t *a) {
+    size_t ndep = opsc_normalizer_dependents(p->norm, key->device_ip, OPSC_IMPACT_HIGH_DEPENDENTS);
+    a->urgency = opsc__urgency_of(a->severity);
+    a->impact = opsc__impact_of(key->device ? key->device->impact : NULL, ndep);
+    a->priority = opsc__priority_of(a->impact, a->urgency);
+}
+
+/* An active, non-flapping alert is about to be resolved by a clear: remember when. */
+static void flap_note_resolve(opsc_pipeline_t *p, const opsc_dedup_entry_t *e, int64_t now_us) {
+    if (!p->flap) {
+        return;
+    }
+    opsc_flap_rec_t *r = opsc__flap_get(p->flap, e->fingerprint);
+    if (!r) {
+        atomic_fetch_add_explicit(&p->n_flap_untracked, 1, memory_order_relaxed);
+        return;
+    }
+    opsc__flap_note_resolve(p->flap, r, &e->id, e->occurrence_count, now_us);
+}
+
+/* A clear of a flapping alert: counted, not resolving; written at most every tenth window. */
+static void flap_clear(opsc_pipeline_t *p, opsc_dedup_entry_t *e, int64_t now_us) {
+    opsc_flap_rec_t *r = p->flap ? opsc__flap_find(p->flap, e->fingerprint) : NULL;
+    atomic_fetch_add_explicit(&p->n_flap_clears, 1, memory_order_relaxed);
+    if (!r) {
+        return;
+    }
+    r->flap_count++;
+    if (!r->last_clear) {
+        r->last_clear = 1;
+        r->last_transition_us = now_us;
+        int64_t every = opsc__flap_window_us(p->flap) / 10;
+        if (now_us - r->count_written_us >= every) {
+            opsc_change_t *c = opsc__flap_count_change(&e->id, r->flap_count, now_us);
+            if (c) {
+                emit(p, c);
+                r->count_written_us = now_us;
+            }
+        }
+    }
+}
+
+/* An occurrence of a flapping alert: after a clear, that is a transition. */
+static void flap_fire(opsc_pipeline_t *p, opsc_dedup_entry_t *e, int64_t now_us) {
+    opsc_flap_rec_t *r = p->flap ? opsc__flap_find(p->flap, e->fingerprint) : NULL;
+    if (r && r->last_clear) {
+        r->last_clear = 0;
+        r->last_transition_us = now_us;
+    }
+}
+
+/* The record of a fingerprint that fires again while flapping: its last alert is reopened. */
+static opsc_flap_rec_t *flap_reopen_candidate(opsc_pipeline_t *p, const char *fp, int64_t now_us) {
+    if (!p->flap) {
+        return NULL;
+    }
+    opsc_flap_rec_t *r = opsc__flap_find(p->flap, fp);
+    return r && !r->flapping && opsc__flap_exceeded(p->flap, r, now_us) ? r : NULL;
+}
+
+/*
+ * Instead of CREATE of `a`: the resolved alert r->last_id goes back to a's
+ * status (active, or suppressed by an upstream), counts on, and is marked.
+ */
+static void flap_reopen(opsc_pipeline_t *p, opsc_flap_rec_t *r, opsc_dedup_entry_t *e,
+                        const opsc_alert_t *a, int64_t now_us) {
+    opsc_change_t *st = opsc_change_new(OPSC_CHANGE_STATUS);
+    if (st) {
+        st->id = e->id;
+        st->old_status = OPSC_STATUS_RESOLVED;
+        st->new_status = a->status;
+        st->at_us = now_us;
+        snprintf(st->actor, sizeof(st->actor), "system");
+        snprintf(st->rule, sizeof(st->rule), "%s",
+                 a->has_correlated_to ? RULE_UPSTREAM : RULE_FLAPPING);
+        snprintf(st->action, sizeof(st->action), "reopened");
+        st->has_correlated_to = a->has_correlated_to;
+        st->correlated_to_id = a->correlated_to_id;
+        emit(p, st);
+    }
+    opsc_change_t *rp = opsc_change_new(OPSC_CHANGE_REPEAT);
+    if (rp) {
+        rp->id = e->id;
+        rp->occurrence_count = e->occurrence_count;
+        rp->last_occurrence_at_us = now_us;
+        emit(p, rp);
+    }
+    opsc__flap_set_flapping(p->flap, r, 1, now_us);
+    r->flap_count = r->ntimes; /* the resolves that made it flap */
+    r->count_written_us = now_us;
+    opsc_change_t *mk = opsc__flap_mark_change(&e->id, r->flap_count, now_us, now_us);
+    if (mk) {
+        emit(p, mk);
+    }
+    e->flapping = 1;
+    atomic_fetch_add_explicit(&p->n_flap_reopened, 1, memory_order_relaxed);
+}
+
+/* Unmark `e` (the UPDATE) and forget its flapping record's episode. */
+static void flap_unmark(opsc_pipeline_t *p, opsc_dedup_entry_t *e, opsc_flap_rec_t *r,
+                        int64_t now_us) {
+    opsc_change_t *c = opsc__flap_unmark_change(&e->id, r ? r->flap_count : 0, now_us);
+    if (c) {
+        emit(p, c);
+    }
+    e->flapping = 0;
+    if (r) {
+        opsc__flap_set_flapping(p->flap, r, 0, now_us);
+    }
+}
+
+typedef struct {
+    opsc_pipeline_t *p;
+    int64_t now_us;
+} corr_arg_t;
+
+/* Quiet for a whole window: the alert takes the state of its last event. */
+static void flap_settle_one(opsc_flap_rec_t *r, void *arg) {
+    corr_arg_t *ca = arg;
+    opsc_pipeline_t *p = ca->p;
+    opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, r->fingerprint);
+    int last_clear = r->last_clear;
+    atomic_fetch_add_explicit(&p->n_flap_settled, 1, memory_order_relaxed);
+    if (!e) {
+        opsc__flap_set_flapping(p->flap, r, 0, ca->now_us); /* it left the index meanwhile */
+        return;
+    }
+    flap_unmark(p, e, r, ca->now_us);
+    if (last_clear) {
+        resolve_entry(p, e, RULE_FLAPPING, ca->now_us);
+    }
+}
+
+typedef struct {
+    opsc_pipeline_t *p;
+    int64_t now_us;
+    opsc_dedup_entry_t *v[EXPIRE_BATCH];
+    size_t n;
+} expire_arg_t;
+
+static void expire_check(opsc_dedup_entry_t *e, void *arg) {
+    expire_arg_t *xa = arg;
+    int64_t after = xa->p->expire_us[e->category < OPSC_CAT_COUNT ? e->category : 0];
+    if (after > 0 && xa->now_us - e->last_occurrence_at_us >= after && xa->n < EXPIRE_BATCH) {
+        xa->v[xa->n++] = e;
+    }
+}
+
+static void expire_slice(opsc_pipeline_t *p, int64_t now_us) {
+    static _Thread_local expire_arg_t xa; /* 32 KiB: not on the loop's stack */
+    uint64_t t0 = uv_hrtime();
+    xa.p = p;
+    xa.now_us = now_us;
+    xa.n = 0;
+    opsc_dedup_scan(p->dedup, &p->expire_cursor, EXPIRE_SLICE, expire_check, &xa);
+    for (size_t i = 0; i < xa.n; i++) {
+        opsc_dedup_entry_t *e = xa.v[i];
+        /* Its count may have moved since the last flush: that goes first. */
+        if (e->flapping) {
+            flap_unmark(p, e, p->flap ? opsc__flap_find(p->flap, e->fingerprint) : NULL, now_us);
+        }
+        close_entry(p, e, OPSC_STATUS_EXPIRED, "system", "expiry", now_us);
+        atomic_fetch_add_explicit(&p->n_expired, 1, memory_order_relaxed);
+    }
+    uint64_t ns = uv_hrtime() - t0;
+    if (ns > atomic_load_explicit(&p->expire_slice_max_ns, memory_order_relaxed)) {
+        atomic_store_explicit(&p->expire_slice_max_ns, ns, memory_order_relaxed);
+    }
+}
+
+static void corr_gauges(opsc_pipeline_t *p) {
+    atomic_store_explicit(&p->n_flapping, opsc__flap_flapping(p->flap), memory_order_relaxed);
+    atomic_store_explicit(&p->n_flap_records, opsc__flap_count(p->flap), memory_order_relaxed);
+    atomic_store_explicit(&p->n_flap_memory, opsc__flap_memory(p->flap), memory_order_relaxed);
+    atomic_store_explicit(&p->n_flap_evicted, opsc__flap_evicted(p->flap), memory_order_relaxed);
+}
+
+static void on_corr_tick(uv_timer_t *t) {
+    opsc_pipeline_t *p = t->data;
+    if (!p->have_active) {
+        return; /* the index is not complete yet */
+    }
+    int64_t now = opsc_now_us();
+    if (p->flap) {
+        corr_arg_t ca = {p, now};
+        opsc__flap_each_settled(p->flap, now, flap_settle_one, &ca);
+    }
+    if (p->expiry_on) {
+        expire_slice(p, now);
+    }
+    corr_gauges(p);
+    atomic_store_explicit(&p->n_active, opsc_dedup_count(p->dedup), memory_order_relaxed);
+    if (p->out_head) {
+        flush_repeats(p);
+        if (push_changes(p) != 0) {
+            uv_timer_start(&p->retry, on_retry, 1, 0);
+        }
+    }
+}
+
+/* An alert loaded at start carries the mark of an earlier run: track it again from now. */
+static void flap_adopt(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const opsc_alert_t *a) {
+    int tagged = 0;
+    for (size_t i = 0; i < a->ntags && !tagged; i++) {
+        tagged = strcmp(a->tags[i], "flapping") == 0;
+    }
+    if (!tagged) {
+        return;
+    }
+    int64_t now = opsc_now_us();
+    opsc_flap_rec_t *r = p->flap ? opsc__flap_get(p->flap, e->fingerprint) : NULL;
+    if (!r) {
+        flap_unmark(p, e, NULL, now); /* detection off (or no room): no one would settle it */
+        return;
+    }
+    r->last_id = e->id;
+    r->last_count = e->occurrence_count;
+    opsc__flap_set_flapping(p->flap, r, 1, now);
+    e->flapping = 1;
 }
 
 static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
@@ -326,7 +581,11 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
         size_t hit = 0;
         for (size_t i = 0; i < n; i++) {
             opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, fps[i]);
-            if (e) {
+            if (e && e->flapping) {
+                flap_clear(p, e, now);
+                hit++;
+            } else if (e) {
+                flap_note_resolve(p, e, now);
                 resolve_entry(p, e, key.alert_type, now);
                 hit++;
             }
@@ -338,6 +597,9 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
         opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, key.fingerprint);
         if (e) {
             opsc_dedup_touch(p->dedup, e, now);
+            if (e->flapping) {
+                flap_fire(p, e, now);
+            }
             atomic_fetch_add_explicit(&p->n_deduplicated, 1, memory_order_relaxed);
         } else {
             opsc_alert_t *a = opsc_alert_new();
@@ -345,6 +607,13 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
                 opsc_alert_free(a);
                 atomic_fetch_add_explicit(&p->n_unnormalizable, 1, memory_order_relaxed);
                 return;
+            }
+            set_priority(p, &key, a);
+            opsc_flap_rec_t *fr = flap_reopen_candidate(p, a->fingerprint, now);
+            if (fr) {
+                /* Flapping: the last alert of this fingerprint comes back instead. */
+                a->id = fr->last_id;
+                a->occurrence_count = fr->last_count + 1;
             }
             opsc_change_t *c = opsc_change_new(OPSC_CHANGE_CREATE);
             const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
@@ -374,14 +643,20 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
             if (is_down_alert(p, a->alert_type, a->severity)) {
                 down_add(p, e);
             }
-            e->category = (unsigned char)a->category;
-            c->id = a->id;
-            c->alert = a;
-            emit(p, c);
+            e->category = (uint8_t)a->category;
+            if (fr) {
+                flap_reopen(p, fr, e, a, now);
+                opsc_change_free(c);
+                opsc_alert_free(a);
+            } else {
+                c->id = a->id;
+                c->alert = a;
+                emit(p, c);
+                atomic_fetch_add_explicit(&p->n_created, 1, memory_order_relaxed);
+            }
             if (in_maint) {
                 opsc__maint_suppress_new(&p->maint, e, now); /* history: created, then suppressed */
             }
-            atomic_fetch_add_explicit(&p->n_created, 1, memory_order_relaxed);
         }
     }
     if (trap.pdu == OPSC_PDU_INFORM && p->reply.len > 0) {
@@ -425,6 +700,7 @@ static void take_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
             }
             if (e) {
                 opsc__maint_take_loaded(e, a);
+                flap_adopt(p, e, a);
             }
         }
         opsc_alert_free(a);
@@ -612,12 +888,15 @@ static void finish_stop(opsc_pipeline_t *p) {
     }
     opsc_dedup_destroy(p->dedup);
     p->dedup = NULL;
+    opsc__flap_destroy(p->flap);
+    p->flap = NULL;
     opsc_free(p->down);
     p->down = NULL;
     p->ndown = p->capdown = 0;
     uv_close((uv_handle_t *)&p->wake, NULL);
     uv_close((uv_handle_t *)&p->retry, NULL);
     opsc__maint_close(&p->maint);
+    uv_close((uv_handle_t *)&p->corr_timer, NULL);
     /* A uv_stop left pending by the thread makes one run return at once. */
     for (int i = 0; i < 10 && uv_loop_close(&p->ploop) == UV_EBUSY; i++) {
         uv_run(&p->ploop, UV_RUN_NOWAIT);
@@ -750,6 +1029,17 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
             p->ndown_types = i + 1;
         }
     }
+    if (opts->flap_threshold > 0) {
+        p->flap = opsc__flap_create(opts->flap_threshold, opts->flap_window_ms * 1000,
+                                    opts->flap_track_max ? opts->flap_track_max : 100000);
+        types_ok = types_ok && p->flap != NULL;
+    }
+    for (int c = 0; c < OPSC_CAT_COUNT; c++) {
+        int64_t ms = opts->expire_by_category_set[c] ? opts->expire_by_category_ms[c]
+                                                     : opts->expire_after_ms;
+        p->expire_us[c] = ms > 0 ? ms * 1000 : 0;
+        p->expiry_on |= p->expire_us[c] > 0;
+    }
     if (rc != 0 || !p->scratch || !p->dedup || !types_ok) {
         opsc_errbuf_printf(errbuf, errlen, "pipeline: out of memory for the rings");
         rc = rc ? rc : OPSC_ENOMEM;
@@ -763,6 +1053,11 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     opsc__maint_hooks_t mh = {.emit = maint_emit, .upstream = maint_upstream, .kick = maint_kick,
                               .arg = p};
     opsc__maint_init(&p->maint, &p->ploop, p->dedup, &p->norm, &mh);
+    uv_timer_init(&p->ploop, &p->corr_timer);
+    p->corr_timer.data = p;
+    if (p->flap || p->expiry_on) {
+        uv_timer_start(&p->corr_timer, on_corr_tick, CORR_TICK_MS, CORR_TICK_MS);
+    }
     uv_async_init(loop, &p->loop_wake, on_loop_wake);
     p->loop_wake.data = p;
     uv_timer_init(loop, &p->loop_retry);
@@ -786,6 +1081,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
         uv_close((uv_handle_t *)&p->wake, NULL);
         uv_close((uv_handle_t *)&p->retry, NULL);
         opsc__maint_close(&p->maint);
+        uv_close((uv_handle_t *)&p->corr_timer, NULL);
         for (int i = 0; i < 10 && uv_loop_close(&p->ploop) == UV_EBUSY; i++) {
             uv_run(&p->ploop, UV_RUN_NOWAIT);
         }
@@ -800,6 +1096,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
 
 error:
     free_down_types(p);
+    opsc__flap_destroy(p->flap);
     opsc_dedup_destroy(p->dedup);
     opsc_free(p->scratch);
     if (p->ingest) {
@@ -869,6 +1166,28 @@ void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
                             LOAD(p->n_suppressed));
     opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"reopened_upstream_resolved\"",
                             LOAD(p->n_reopened));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"flap_reopened\"",
+                            LOAD(p->n_flap_reopened));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"flap_clear_counted\"",
+                            LOAD(p->n_flap_clears));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"flap_settled\"",
+                            LOAD(p->n_flap_settled));
+    opsc_metrics_sample_u64(out, "opsc_alerts_total", "outcome=\"expired\"", LOAD(p->n_expired));
+    opsc_metrics_one_u64(out, "opsc_alerts_flapping", "gauge", "Alerts marked flapping now",
+                         LOAD(p->n_flapping));
+    opsc_metrics_one_u64(out, "opsc_flap_tracker_records", "gauge",
+                         "Fingerprints the flap tracker remembers", LOAD(p->n_flap_records));
+    opsc_metrics_one_u64(out, "opsc_flap_tracker_memory_bytes", "gauge",
+                         "Memory of the flap tracker", LOAD(p->n_flap_memory));
+    opsc_metrics_one_u64(out, "opsc_flap_tracker_evicted_total", "counter",
+                         "Fingerprints forgotten by the flap tracker to make room",
+                         LOAD(p->n_flap_evicted));
+    opsc_metrics_one_u64(out, "opsc_flap_tracker_full_total", "counter",
+                         "Resolves not tracked because every remembered fingerprint was flapping",
+                         LOAD(p->n_flap_untracked));
+    opsc_metrics_one_u64(out, "opsc_expiry_slice_max_nanoseconds", "gauge",
+                         "Longest expiry scan slice so far (the pipeline pauses that long)",
+                         LOAD(p->expire_slice_max_ns));
     opsc_metrics_one_u64(out, "opsc_alerts_active", "gauge",
                          "Alerts in the pipeline's active index (active, acknowledged, suppressed)",
                          LOAD(p->n_active));

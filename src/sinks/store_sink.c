@@ -8,7 +8,7 @@
  * commit in the order their changes were submitted, and while one is in
  * flight the open batch keeps growing (group commit).
  *
- * A batch is written as one transaction of up to five set-based statements
+ * A batch is written as one transaction of up to six set-based statements
  * (see include/opsc/store_sink.h); their order matters for the partial
  * unique index on fingerprint WHERE status = 'active', which PostgreSQL
  * checks row by row, not at commit:
@@ -23,8 +23,10 @@
  *   3. the remaining status rows: those becoming 'active' (after everything
  *      that leaves it), and those pointing (correlated_to_id, a foreign key)
  *      at an alert created in this batch;
- *   4. one UPDATE for all repeats (GREATEST: absolute counts, idempotent);
- *   5. one INSERT of all history rows, for alerts that exist.
+ *   4. one UPDATE for the field UPDATEs of alerts not created in this batch
+ *      (those were folded into the INSERT row); patches, so idempotent;
+ *   5. one UPDATE for all repeats (GREATEST: absolute counts, idempotent);
+ *   6. one INSERT of all history rows, for alerts that exist.
  *
  * Entries of a CREATE also get their status and repeat rows in 1/3/4: on a
  * first write they change nothing, on a replay where the alert row is already
@@ -90,19 +92,64 @@ static const char sql_insert[] =
     "SELECT v.id::text, EXISTS (SELECT 1 FROM alerts a WHERE a.id = v.id), v.fingerprint "
     "FROM v WHERE v.id NOT IN (SELECT id FROM ins)";
 
-/* NULL in a row means "unchanged". */
+/*
+ * NULL in a row means "unchanged". An alert that goes back to active with no
+ * rule of its own (the upstream resolved, the maintenance window ended) is no
+ * longer correlated: `uncorrelate` clears correlation_rule and
+ * correlated_to_id. An alert that leaves resolved/expired
+ * (a flapping alert reopened) loses its resolved_at/resolved_by: they describe
+ * a resolution that no longer holds.
+ */
 static const char sql_status[] =
     "UPDATE alerts a SET status = v.status, "
-    "resolved_at = COALESCE(v.resolved_at, a.resolved_at), "
-    "resolved_by = COALESCE(v.resolved_by, a.resolved_by), "
+    "resolved_at = CASE WHEN v.status IN ('resolved', 'expired') "
+    "THEN COALESCE(v.resolved_at, a.resolved_at) END, "
+    "resolved_by = CASE WHEN v.status IN ('resolved', 'expired') "
+    "THEN COALESCE(v.resolved_by, a.resolved_by) END, "
     "acknowledged_at = COALESCE(v.acknowledged_at, a.acknowledged_at), "
     "acknowledged_by = COALESCE(v.acknowledged_by, a.acknowledged_by), "
-    "correlation_rule = COALESCE(v.correlation_rule, a.correlation_rule), "
-    "correlated_to_id = COALESCE(v.correlated_to_id, a.correlated_to_id) "
+    "correlation_rule = CASE WHEN v.uncorrelate THEN NULL "
+    "ELSE COALESCE(v.correlation_rule, a.correlation_rule) END, "
+    "correlated_to_id = CASE WHEN v.uncorrelate THEN NULL "
+    "ELSE COALESCE(v.correlated_to_id, a.correlated_to_id) END "
     "FROM json_to_recordset($1::json) AS v(id uuid, status text, resolved_at timestamptz, "
     "resolved_by text, acknowledged_at timestamptz, acknowledged_by text, "
-    "correlation_rule text, correlated_to_id uuid) "
+    "correlation_rule text, correlated_to_id uuid, uncorrelate boolean) "
     "WHERE a.id = v.id";
+
+/*
+ * UPDATE changes, merged per alert: `m` is the field mask (OPSC_UPD_*), so a
+ * NULL value can be set on purpose. Tags and custom_fields are patches
+ * (see change.h); both, like the plain fields, give the same row when
+ * applied twice.
+ */
+// clang-format off
+static const char sql_update[] =
+    "UPDATE alerts a SET "
+    "tags = CASE WHEN v.m & 1 <> 0 THEN (SELECT array_agg(x.t ORDER BY x.o) FROM "
+    "(SELECT u.t, min(u.o) AS o FROM unnest(COALESCE(a.tags, '{}'::text[]) || "
+    "COALESCE(v.tags_add, '{}'::text[])) WITH ORDINALITY AS u(t, o) "
+    "WHERE u.t <> ALL (COALESCE(v.tags_del, '{}'::text[])) GROUP BY u.t) x) ELSE a.tags END, "
+    "custom_fields = CASE WHEN v.m & 2 <> 0 THEN (COALESCE(a.custom_fields, '{}'::jsonb) - "
+    "ARRAY(SELECT j.k FROM jsonb_each(v.cf) AS j(k, val) WHERE j.val = 'null'::jsonb)) || "
+    "COALESCE((SELECT jsonb_object_agg(j.k, j.val) FROM jsonb_each(v.cf) AS j(k, val) "
+    "WHERE j.val <> 'null'::jsonb), '{}'::jsonb) ELSE a.custom_fields END, "
+    "impact = CASE WHEN v.m & 4 <> 0 THEN v.impact ELSE a.impact END, "
+    "urgency = CASE WHEN v.m & 8 <> 0 THEN v.urgency ELSE a.urgency END, "
+    "priority = CASE WHEN v.m & 16 <> 0 THEN v.priority ELSE a.priority END, "
+    "device_name = CASE WHEN v.m & 32 <> 0 THEN v.device_name ELSE a.device_name END, "
+    "title = CASE WHEN v.m & 64 <> 0 THEN COALESCE(v.title, a.title) ELSE a.title END, "
+    "severity = CASE WHEN v.m & 128 <> 0 THEN COALESCE(v.severity, a.severity) "
+    "ELSE a.severity END "
+    "FROM json_to_recordset($1::json) AS v(id uuid, m int, tags_add text[], tags_del text[], "
+    "cf jsonb, impact text, urgency text, priority text, device_name text, title text, "
+    "severity text) "
+    "WHERE a.id = v.id";
+// clang-format on
+_Static_assert(OPSC_UPD_TAGS == 1 && OPSC_UPD_CUSTOM_FIELDS == 2 && OPSC_UPD_IMPACT == 4 &&
+                   OPSC_UPD_URGENCY == 8 && OPSC_UPD_PRIORITY == 16 && OPSC_UPD_DEVICE_NAME == 32 &&
+                   OPSC_UPD_TITLE == 64 && OPSC_UPD_SEVERITY == 128,
+               "sql_update's masks");
 
 static const char sql_repeat[] =
     "UPDATE alerts a SET occurrence_count = GREATEST(a.occurrence_count, v.c), "
@@ -141,7 +188,8 @@ static const char sql_load_mappings[] =
     "FROM oid_mappings ORDER BY oid_pattern, vendor NULLS FIRST, id";
 
 static const char sql_load_devices[] =
-    "SELECT ip_address, name, site, status FROM devices ORDER BY ip_address";
+    "SELECT ip_address, name, site, status, custom_fields->>'impact' FROM devices "
+    "ORDER BY ip_address";
 
 static const char sql_load_dependencies[] =
     "SELECT DISTINCT device_ip, depends_on_ip FROM dependencies ORDER BY device_ip, depends_on_ip";
@@ -183,7 +231,7 @@ static const char sql_load_maintenance[] =
 // clang-format on
 
 /* Statement slots of one request, in execution order. */
-enum { ST_PRE = 0, ST_INSERT, ST_POST, ST_REPEAT, ST_HISTORY, ST_COUNT };
+enum { ST_PRE = 0, ST_INSERT, ST_POST, ST_UPDATE, ST_REPEAT, ST_HISTORY, ST_COUNT };
 
 /* Namespace of the name-based (v5) history row ids. */
 static const unsigned char history_ns[16] = {0x6f, 0x70, 0x73, 0x63, 0x2d, 0x68, 0x69, 0x73,
@@ -207,6 +255,11 @@ typedef struct store_entry_s {
     const opsc_change_t *st_ack;
     const opsc_change_t *st_rule;
     const opsc_change_t *st_corr;
+    /* UPDATE changes in order (owned, chained by `next`: one history row each) and, when
+     * there is no CREATE to fold them into, their merge (owned) for the UPDATE row. */
+    opsc_change_t *up_head;
+    opsc_change_t *up_tail;
+    opsc_alert_update_t *up;
     unsigned char pre;      /* status row runs before the INSERT */
     unsigned char rejected; /* isolated by a data error */
 } store_entry_t;
@@ -227,7 +280,7 @@ typedef struct store_batch_s {
     opsc_change_t *rhead; /* REPLY changes, in order */
     opsc_change_t *rtail;
     size_t nreplies;
-    size_t nstatus;
+    size_t nstatus;  /* STATUS and UPDATE changes: one history row each */
     size_t nchanges; /* changes folded in, for the size histogram */
     uint64_t last_seq;
     int sealed;
@@ -252,8 +305,9 @@ static const double lat_le[LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
                                            0.05,  0.1,    0.25,  1.0,  5.0};
 static const double size_le[SIZE_BUCKETS] = {1, 10, 50, 100, 500, 1000, 2000, 5000};
 
-enum { K_CREATE = 0, K_REPEAT, K_STATUS, K_REPLY, K_COUNT };
-static const char *const kind_label[K_COUNT] = {"create", "repeat", "status", "reply"};
+enum { K_CREATE = 0, K_REPEAT, K_STATUS, K_REPLY, K_UPDATE, K_COUNT };
+static const char *const kind_label[K_COUNT] = {"create", "repeat", "status", "reply", "update"};
+_Static_assert(K_UPDATE == (int)OPSC_CHANGE_UPDATE, "kinds index n_received");
 
 struct opsc_store_s {
     uv_loop_t *loop;
@@ -301,7 +355,8 @@ struct opsc_store_s {
     uint64_t n_received[K_COUNT];
     uint64_t n_coalesced;
     uint64_t n_refused_full;
-    uint64_t n_rows_created, n_rows_status, n_rows_repeat, n_rows_history;
+    uint64_t n_rows_created, n_rows_status, n_rows_repeat, n_rows_history, n_rows_update;
+    uint64_t n_update_fold_failed;
     uint64_t n_skip_replay, n_skip_fingerprint;
     uint64_t n_rejected;
     uint64_t n_invalid_json;
@@ -703,14 +758,19 @@ static size_t batch_held(const store_batch_t *b) {
     return b->ne + b->nreplies + b->nstatus;
 }
 
-static void entry_release(store_entry_t *e) {
-    opsc_alert_free(e->create);
-    opsc_change_t *c = e->st_head;
+static void change_list_free(opsc_change_t *c) {
     while (c) {
         opsc_change_t *n = c->next;
         opsc_change_free(c);
         c = n;
     }
+}
+
+static void entry_release(store_entry_t *e) {
+    opsc_alert_free(e->create);
+    change_list_free(e->st_head);
+    change_list_free(e->up_head);
+    opsc_alert_update_free(e->up);
 }
 
 static void batch_free(store_batch_t *b) {
@@ -861,6 +921,35 @@ static void fold_status(store_entry_t *e, opsc_change_t *c) {
     }
 }
 
+/*
+ * The row takes every UPDATE at once: folded into the CREATE's alert when the
+ * batch creates it, else merged into e->up (later fields win). The change
+ * itself stays for its history row.
+ */
+static void fold_update(opsc_store_t *s, store_entry_t *e, opsc_change_t *c) {
+    int rc;
+    if (e->create) {
+        rc = opsc_alert_update_apply(c->upd, e->create);
+    } else if (!e->up) {
+        e->up = c->upd;
+        c->upd = opsc_calloc(1, sizeof(*c->upd));
+        rc = c->upd ? opsc_alert_update_merge(c->upd, e->up) : OPSC_ENOMEM;
+    } else {
+        rc = opsc_alert_update_merge(e->up, c->upd);
+    }
+    if (rc != 0) {
+        /* Out of memory: the row misses this update; the history row still tells it. */
+        s->n_update_fold_failed++;
+    }
+    c->next = NULL;
+    if (e->up_tail) {
+        e->up_tail->next = c;
+    } else {
+        e->up_head = c;
+    }
+    e->up_tail = c;
+}
+
 static void fold_repeat(store_entry_t *e, const opsc_change_t *c) {
     if (!e->has_repeat || c->occurrence_count > e->rep_count) {
         e->rep_count = c->occurrence_count;
@@ -878,14 +967,16 @@ int opsc_store_submit(opsc_store_t *s, opsc_change_t *c) {
     if (s->closing) {
         return OPSC_ESHUTDOWN;
     }
-    if ((unsigned)c->kind >= K_COUNT || (c->kind == OPSC_CHANGE_CREATE && !c->alert)) {
+    if ((unsigned)c->kind >= K_COUNT || (c->kind == OPSC_CHANGE_CREATE && !c->alert) ||
+        (c->kind == OPSC_CHANGE_UPDATE && !c->upd)) {
         return UV_EINVAL;
     }
     opsc_change_kind_t kind = c->kind;
     const opsc_uuid_t *id = kind == OPSC_CHANGE_CREATE ? &c->alert->id : &c->id;
     store_entry_t *e = kind == OPSC_CHANGE_REPLY ? NULL : batch_find(s->open, id);
     /* What this change adds to the items held: a new entry, a status row, a reply. */
-    size_t adds = (size_t)(kind == OPSC_CHANGE_REPLY || kind == OPSC_CHANGE_STATUS) +
+    size_t adds = (size_t)(kind == OPSC_CHANGE_REPLY || kind == OPSC_CHANGE_STATUS ||
+                           kind == OPSC_CHANGE_UPDATE) +
                   (size_t)(!e && kind != OPSC_CHANGE_REPLY);
     if (adds && s->held + adds > s->o.pending_max) {
         s->n_refused_full++;
@@ -923,6 +1014,13 @@ int opsc_store_submit(opsc_store_t *s, opsc_change_t *c) {
         break;
     case OPSC_CHANGE_STATUS:
         fold_status(e, c);
+        b->nstatus++;
+        break;
+    case OPSC_CHANGE_UPDATE:
+        if (e->up || e->create) {
+            s->n_coalesced++;
+        }
+        fold_update(s, e, c);
         b->nstatus++;
         break;
     case OPSC_CHANGE_REPLY:
@@ -1059,13 +1157,15 @@ static void emit_alert(opsc_store_t *s, jw_t *w, const store_entry_t *e) {
     } else {
         jw_str(w, a->acknowledged_by);
     }
+    /* A resolve followed by a reopen in the same batch leaves no resolution behind. */
+    int closed = !e->st_last || status == OPSC_STATUS_RESOLVED || status == OPSC_STATUS_EXPIRED;
     jw_key(w, &f, "resolved_at");
-    jw_time(w, e->st_resolved ? e->st_resolved->at_us : a->resolved_at_us);
+    jw_time(w, !closed ? 0 : e->st_resolved ? e->st_resolved->at_us : a->resolved_at_us);
     jw_key(w, &f, "resolved_by");
-    if (e->st_resolved) {
+    if (closed && e->st_resolved) {
         jw_arr(w, e->st_resolved->actor, sizeof(e->st_resolved->actor));
     } else {
-        jw_str(w, a->resolved_by);
+        jw_str(w, closed ? a->resolved_by : NULL);
     }
     jw_key(w, &f, "correlated_to_id");
     if (e->st_corr) {
@@ -1139,6 +1239,11 @@ static void emit_status(jw_t *w, const store_entry_t *e) {
         jw_key(w, &f, "correlated_to_id");
         jw_uuid(w, &e->st_corr->correlated_to_id);
     }
+    const opsc_change_t *last = e->st_last;
+    if (last->new_status == OPSC_STATUS_ACTIVE && !last->rule[0] && !last->has_correlated_to) {
+        jw_key(w, &f, "uncorrelate");
+        jw_raw(w, "true", 4);
+    }
     jw_raw(w, "}", 1);
 }
 
@@ -1152,6 +1257,180 @@ static void emit_repeat(jw_t *w, const store_entry_t *e) {
     jw_key(w, &f, "t");
     jw_time(w, e->rep_at_us);
     jw_raw(w, "}", 1);
+}
+
+static void jw_strv(jw_t *w, char *const *v, size_t n) {
+    jw_raw(w, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            jw_raw(w, ",", 1);
+        }
+        jw_str(w, v[i]);
+    }
+    jw_raw(w, "]", 1);
+}
+
+static void jw_priority(jw_t *w, int prio) {
+    char p[8];
+    if (prio < 1 || prio > 5) {
+        jw_lit(w, "null");
+        return;
+    }
+    snprintf(p, sizeof(p), "\"P%d\"", prio);
+    jw_lit(w, p);
+}
+
+/* The merged UPDATE of an entry without a CREATE: only masked keys (absent = NULL, ignored). */
+static void emit_update(opsc_store_t *s, jw_t *w, const store_entry_t *e) {
+    const opsc_alert_update_t *u = e->up;
+    int f = 1;
+    jw_raw(w, "{", 1);
+    jw_key(w, &f, "id");
+    jw_uuid(w, &e->id);
+    jw_key(w, &f, "m");
+    jw_u64(w, u->mask & OPSC_UPD_ALL);
+    if (u->mask & OPSC_UPD_TAGS) {
+        jw_key(w, &f, "tags_add");
+        jw_strv(w, u->tags_add, u->ntags_add);
+        jw_key(w, &f, "tags_del");
+        jw_strv(w, u->tags_del, u->ntags_del);
+    }
+    if (u->mask & OPSC_UPD_CUSTOM_FIELDS) {
+        jw_key(w, &f, "cf");
+        jw_json_text(s, w, u->custom_patch ? u->custom_patch : "{}");
+    }
+    if (u->mask & OPSC_UPD_IMPACT) {
+        jw_key(w, &f, "impact");
+        jw_str(w, opsc_level_name(u->impact));
+    }
+    if (u->mask & OPSC_UPD_URGENCY) {
+        jw_key(w, &f, "urgency");
+        jw_str(w, opsc_level_name(u->urgency));
+    }
+    if (u->mask & OPSC_UPD_PRIORITY) {
+        jw_key(w, &f, "priority");
+        jw_priority(w, u->priority);
+    }
+    if (u->mask & OPSC_UPD_DEVICE_NAME) {
+        jw_key(w, &f, "device_name");
+        jw_str(w, u->device_name);
+    }
+    if (u->mask & OPSC_UPD_TITLE) {
+        jw_key(w, &f, "title");
+        jw_str(w, u->title);
+    }
+    if (u->mask & OPSC_UPD_SEVERITY) {
+        jw_key(w, &f, "severity");
+        jw_str(w, opsc_severity_name(u->severity));
+    }
+    jw_raw(w, "}", 1);
+}
+
+/* {"old": x, "new": y} of one scalar field; "old" only when known. */
+#define UPD_PAIR(bit, name, write_old, write_new)                                                  \
+    if (u->mask & (bit)) {                                                                         \
+        jw_key(w, &f, name);                                                                       \
+        jw_raw(w, "{", 1);                                                                         \
+        if (u->old_mask & (bit)) {                                                                 \
+            jw_lit(w, "\"old\":");                                                                 \
+            write_old;                                                                             \
+            jw_raw(w, ",", 1);                                                                     \
+        }                                                                                          \
+        jw_lit(w, "\"new\":");                                                                     \
+        write_new;                                                                                 \
+        jw_raw(w, "}", 1);                                                                         \
+    }
+
+/* alert_history.changes of one UPDATE change. */
+static void update_changes(opsc_store_t *s, jw_t *w, const opsc_alert_update_t *u) {
+    int f = 1;
+    jw_raw(w, "{", 1);
+    if (u->mask & OPSC_UPD_TAGS) {
+        jw_key(w, &f, "tags");
+        jw_lit(w, "{\"added\":");
+        jw_strv(w, u->tags_add, u->ntags_add);
+        jw_lit(w, ",\"removed\":");
+        jw_strv(w, u->tags_del, u->ntags_del);
+        jw_raw(w, "}", 1);
+    }
+    if (u->mask & OPSC_UPD_CUSTOM_FIELDS) {
+        jw_key(w, &f, "custom_fields");
+        jw_lit(w, "{\"new\":");
+        jw_json_text(s, w, u->custom_patch ? u->custom_patch : "{}");
+        jw_raw(w, "}", 1);
+    }
+    UPD_PAIR(OPSC_UPD_IMPACT, "impact", jw_str(w, opsc_level_name(u->old_impact)),
+             jw_str(w, opsc_level_name(u->impact)))
+    UPD_PAIR(OPSC_UPD_URGENCY, "urgency", jw_str(w, opsc_level_name(u->old_urgency)),
+             jw_str(w, opsc_level_name(u->urgency)))
+    UPD_PAIR(OPSC_UPD_PRIORITY, "priority", jw_priority(w, u->old_priority),
+             jw_priority(w, u->priority))
+    UPD_PAIR(OPSC_UPD_DEVICE_NAME, "device_name", jw_str(w, u->old_device_name),
+             jw_str(w, u->device_name))
+    UPD_PAIR(OPSC_UPD_TITLE, "title", jw_str(w, u->old_title), jw_str(w, u->title))
+    UPD_PAIR(OPSC_UPD_SEVERITY, "severity", jw_str(w, opsc_severity_name(u->old_severity)),
+             jw_str(w, opsc_severity_name(u->severity)))
+    jw_raw(w, "}", 1);
+}
+#undef UPD_PAIR
+
+/* Name: alert id, "updated", time and the changes text: a replay gets the same id. */
+static void history_id_update(const opsc_uuid_t *alert, int64_t at_us, const opsc_buf_t *changes,
+                              opsc_uuid_t *out) {
+    size_t n = 16 + 8 + 8 + changes->len;
+    unsigned char *name = opsc_malloc(n);
+    if (!name) {
+        opsc_uuid_generate(out); /* out of memory: a replay may then add a second row */
+        return;
+    }
+    memcpy(name, alert->b, 16);
+    memcpy(name + 16, "updated", 8);
+    uint64_t at = (uint64_t)at_us;
+    for (int i = 0; i < 8; i++) {
+        name[24 + i] = (unsigned char)(at >> (8 * i));
+    }
+    memcpy(name + 32, changes->base, changes->len);
+    uuid_generate_sha1(out->b, history_ns, (const char *)name, n);
+    opsc_free(name);
+}
+
+static size_t emit_update_history(opsc_store_t *s, jw_t *w, const store_entry_t *e, int first_row) {
+    size_t rows = 0;
+    opsc_buf_t cb = OPSC_BUF_INIT;
+    for (const opsc_change_t *c = e->up_head; c; c = c->next) {
+        opsc_buf_reset(&cb);
+        jw_t cw = {&cb, 0};
+        update_changes(s, &cw, c->upd);
+        if (cw.err) {
+            w->err = cw.err;
+            break;
+        }
+        opsc_uuid_t hid;
+        history_id_update(&e->id, c->at_us, &cb, &hid);
+        int f = 1;
+        jw_raw(w, first_row ? "{" : ",{", first_row ? 1 : 2);
+        first_row = 0;
+        jw_key(w, &f, "id");
+        jw_uuid(w, &hid);
+        jw_key(w, &f, "alert_id");
+        jw_uuid(w, &e->id);
+        jw_key(w, &f, "action");
+        jw_lit(w, "\"updated\"");
+        jw_key(w, &f, "actor");
+        if (c->actor[0]) {
+            jw_arr(w, c->actor, sizeof(c->actor));
+        } else {
+            jw_lit(w, "\"system\"");
+        }
+        jw_key(w, &f, "changes");
+        jw_raw(w, cb.base, cb.len);
+        jw_key(w, &f, "at");
+        jw_time(w, c->at_us);
+        jw_raw(w, "}", 1);
+        rows++;
+    }
+    opsc_buf_free(&cb);
+    return rows;
 }
 
 /* History rows of an entry: 'created' for a CREATE, one per STATUS change. */
@@ -1338,7 +1617,14 @@ static int build_request(opsc_store_t *s, store_batch_t *b, opsc_pg_batch_t **ou
             }
             emit_repeat(&w[ST_REPEAT], e);
         }
+        if (e->up) {
+            if (rows[ST_UPDATE]++) {
+                jw_raw(&w[ST_UPDATE], ",", 1);
+            }
+            emit_update(s, &w[ST_UPDATE], e);
+        }
         rows[ST_HISTORY] += emit_history(&w[ST_HISTORY], e, rows[ST_HISTORY] == 0);
+        rows[ST_HISTORY] += emit_update_history(s, &w[ST_HISTORY], e, rows[ST_HISTORY] == 0);
     }
     size_t total = 0;
     for (int k = 0; k < ST_COUNT; k++) {
@@ -1433,6 +1719,10 @@ static void account(opsc_store_t *s, store_batch_t *b, const opsc_pg_res_t *res)
     if (b->item[ST_POST] >= 0 && (it = opsc_pg_res_item(res, (size_t)b->item[ST_POST])) &&
         (n = opsc_pg_res_cmd_tuples(it)) > 0) {
         s->n_rows_status += (uint64_t)n;
+    }
+    if (b->item[ST_UPDATE] >= 0 && (it = opsc_pg_res_item(res, (size_t)b->item[ST_UPDATE])) &&
+        (n = opsc_pg_res_cmd_tuples(it)) > 0) {
+        s->n_rows_update += (uint64_t)n;
     }
     if (b->item[ST_REPEAT] >= 0 && (it = opsc_pg_res_item(res, (size_t)b->item[ST_REPEAT])) &&
         (n = opsc_pg_res_cmd_tuples(it)) > 0) {
@@ -1724,6 +2014,7 @@ int opsc_store_create(uv_loop_t *loop, opsc_pg_pool_t *pool, const opsc_store_op
     s->stmt[ST_POST] = s->stmt[ST_PRE];
     s->stmt[ST_INSERT] = opsc_pg_stmt_register(pool, "opsc_store_insert", sql_insert, 1);
     s->stmt[ST_REPEAT] = opsc_pg_stmt_register(pool, "opsc_store_repeat", sql_repeat, 1);
+    s->stmt[ST_UPDATE] = opsc_pg_stmt_register(pool, "opsc_store_update", sql_update, 1);
     s->stmt[ST_HISTORY] = opsc_pg_stmt_register(pool, "opsc_store_history", sql_history, 1);
     s->stmt_load_active = opsc_pg_stmt_register(pool, "opsc_store_load_active", sql_load_active, 1);
     s->stmt_load_mappings =
@@ -1890,6 +2181,11 @@ void opsc_store_metrics(opsc_buf_t *out, void *arg) {
                             s->n_rows_status);
     opsc_metrics_sample_u64(out, "opsc_store_rows_written_total", "kind=\"history\"",
                             s->n_rows_history);
+    opsc_metrics_sample_u64(out, "opsc_store_rows_written_total", "kind=\"update\"",
+                            s->n_rows_update);
+    opsc_metrics_one_u64(out, "opsc_store_update_fold_failed_total", "counter",
+                         "UPDATE changes that could not be merged into their row (out of memory)",
+                         s->n_update_fold_failed);
     opsc_metrics_family(out, "opsc_store_create_skipped_total", "counter",
                         "New alerts the INSERT skipped: already there (replay), or their "
                         "fingerprint active under another id");
@@ -2231,9 +2527,9 @@ static const row_kind_t mapping_kind = {"oid_mappings", sizeof(opsc_store_mappin
                                         mapping_offs};
 static const size_t device_offs[] = {
     offsetof(opsc_store_device_row_t, ip_address), offsetof(opsc_store_device_row_t, name),
-    offsetof(opsc_store_device_row_t, site), offsetof(opsc_store_device_row_t, status)};
-static const row_kind_t device_kind = {"devices", sizeof(opsc_store_device_row_t), 4,
-                                       device_offs};
+    offsetof(opsc_store_device_row_t, site), offsetof(opsc_store_device_row_t, status),
+    offsetof(opsc_store_device_row_t, impact)};
+static const row_kind_t device_kind = {"devices", sizeof(opsc_store_device_row_t), 5, device_offs};
 static const size_t dependency_offs[] = {offsetof(opsc_store_dependency_row_t, device_ip),
                                          offsetof(opsc_store_dependency_row_t, depends_on_ip)};
 static const row_kind_t dependency_kind = {"dependencies", sizeof(opsc_store_dependency_row_t), 2,

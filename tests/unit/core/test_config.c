@@ -151,6 +151,11 @@ static void test_key_table(void **state) {
                                            "http.idle_timeout",
                                            "snmp.listen", "snmp.communities", "snmp.engine_id", "snmp.rcvbuf", "snmp.v3_users",
                                            "correlation.down_alert_types",
+                                           "correlation.flap_threshold",
+                                           "correlation.flap_window",
+                                           "correlation.flap_track_max",
+                                           "correlation.expire_after",
+                                           "correlation.expire_after_by_category",
                                            "database.url",
                                            "database.readers",
                                            "database.queue_max",
@@ -301,6 +306,30 @@ static void test_yaml_flat_keys_and_empty_values(void **state) {
     /* anchors and aliases resolve */
     load_ok(&cfg, write_yaml("shutdown_timeout: &t 7s\nhttp:\n  idle_timeout: *t\n"), no_env);
     assert_int_equal(cfg.http.idle_timeout_ms, 7000);
+    opsc_config_free(&cfg);
+}
+
+/* Correlation keys: defaults, and the overrides the integration test uses. */
+static void test_correlation_keys(void **state) {
+    (void)state;
+    opsc_config_t cfg;
+    char *none[] = {NULL};
+    load_ok(&cfg, NULL, none);
+    assert_int_equal(cfg.correlation.flap_threshold, 5);
+    assert_int_equal(cfg.correlation.flap_window_ms, 600000);
+    assert_int_equal(cfg.correlation.flap_track_max, 100000);
+    assert_int_equal(cfg.correlation.expire_after_ms, 0);
+    assert_int_equal(cfg.correlation.expire_after_by_category.count, 0);
+    opsc_config_free(&cfg);
+    char *env[] = {E("OPSC_CORRELATION_FLAP_THRESHOLD=0"), E("OPSC_CORRELATION_FLAP_WINDOW=4s"),
+                   E("OPSC_CORRELATION_EXPIRE_AFTER=1d"),
+                   E("OPSC_CORRELATION_EXPIRE_AFTER_BY_CATEGORY=environment=3s,network=0"), NULL};
+    load_ok(&cfg, NULL, env);
+    assert_int_equal(cfg.correlation.flap_threshold, 0);
+    assert_int_equal(cfg.correlation.flap_window_ms, 4000);
+    assert_int_equal(cfg.correlation.expire_after_ms, 86400000);
+    assert_int_equal(cfg.correlation.expire_after_by_category.count, 2);
+    assert_string_equal(cfg.correlation.expire_after_by_category.items[0], "environment=3s");
     opsc_config_free(&cfg);
 }
 
@@ -1009,6 +1038,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_yaml_overrides, teardown),
         cmocka_unit_test_teardown(test_yaml_flat_keys_and_empty_values, teardown),
         cmocka_unit_test_teardown(test_env_overrides_file, teardown),
+        cmocka_unit_test(test_correlation_keys),
         cmocka_unit_test_teardown(test_env_errors, teardown),
         cmocka_unit_test_teardown(test_unknown_env, teardown),
         cmocka_unit_test_teardown(test_error_example_line, teardown),

@@ -140,7 +140,7 @@ static void assert_alert_equal(const opsc_alert_t *a, const opsc_alert_t *b) {
 
 static opsc_change_t *make_change(int i) {
     opsc_change_t *c;
-    switch (i % 3) {
+    switch (i % 4) {
     case 0:
         c = opsc_change_new(OPSC_CHANGE_CREATE);
         c->alert = full_alert(i);
@@ -164,6 +164,20 @@ static opsc_change_t *make_change(int i) {
         fill_uuid(&c->correlated_to_id, 77);
         c->has_correlated_to = 1;
         break;
+    case 3:
+        c = opsc_change_new(OPSC_CHANGE_UPDATE);
+        fill_uuid(&c->id, (unsigned char)i);
+        c->at_us = 1700000000000000 + i;
+        snprintf(c->actor, sizeof(c->actor), "system");
+        snprintf(c->action, sizeof(c->action), "updated");
+        c->upd->mask = OPSC_UPD_DEVICE_NAME | OPSC_UPD_TITLE | OPSC_UPD_TAGS |
+                       OPSC_UPD_CUSTOM_FIELDS | OPSC_UPD_PRIORITY;
+        c->upd->device_name = opsc_strdup("edge-sw-10.example.net");
+        c->upd->title = opsc_strdup("Interface Down - edge-sw-10.example.net");
+        assert_int_equal(opsc_alert_update_tag(c->upd, "flapping", 1), 0);
+        assert_int_equal(opsc_alert_update_custom(c->upd, "{\"flapping\":true,\"flap_count\":7}"), 0);
+        c->upd->priority = 2;
+        break;
     }
     assert_non_null(c);
     return c;
@@ -181,6 +195,19 @@ static void assert_change_equal(const opsc_change_t *a, const opsc_change_t *b) 
         assert_int_equal(a->occurrence_count, b->occurrence_count);
         assert_true(a->last_occurrence_at_us == b->last_occurrence_at_us);
         break;
+    case OPSC_CHANGE_UPDATE:
+        assert_true(a->at_us == b->at_us);
+        assert_string_equal(a->actor, b->actor);
+        assert_string_equal(a->action, b->action);
+        assert_non_null(b->upd);
+        assert_int_equal(a->upd->mask, b->upd->mask);
+        assert_string_equal(a->upd->device_name, b->upd->device_name);
+        assert_string_equal(a->upd->title, b->upd->title);
+        assert_int_equal(a->upd->ntags_add, b->upd->ntags_add);
+        assert_string_equal(a->upd->tags_add[0], b->upd->tags_add[0]);
+        assert_string_equal(a->upd->custom_patch, b->upd->custom_patch);
+        assert_int_equal(a->upd->priority, b->upd->priority);
+        break;
     default:
         assert_int_equal(a->old_status, b->old_status);
         assert_int_equal(a->new_status, b->new_status);
@@ -196,7 +223,7 @@ static void assert_change_equal(const opsc_change_t *a, const opsc_change_t *b) 
 
 static void test_codec_round_trip(void **state) {
     (void)state;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
         opsc_change_t *c = make_change(i);
         opsc_buf_t b = OPSC_BUF_INIT;
         assert_int_equal(opsc_change_encode(&b, c), 0);

@@ -1214,6 +1214,192 @@ static void on_feed(uv_idle_t *h) {
     }
 }
 
+/* ---- UPDATE ---------------------------------------------------------------------------- */
+
+static opsc_change_t *ch_update(const opsc_uuid_t *id, int64_t at) {
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_UPDATE);
+    assert_non_null(c);
+    assert_non_null(c->upd);
+    c->id = *id;
+    c->at_us = at;
+    return c;
+}
+
+/* The flapping mark as the pipeline writes it, then a count and a name. */
+static void add_updates(opsc_store_t *s, const opsc_uuid_t *id, int64_t at) {
+    opsc_change_t *u = ch_update(id, at);
+    assert_int_equal(opsc_alert_update_tag(u->upd, "flapping", 1), 0);
+    assert_int_equal(opsc_alert_update_custom(u->upd, "{\"flapping\":true,\"flap_count\":6}"), 0);
+    submit_ok(s, u);
+    u = ch_update(id, at + 1);
+    assert_int_equal(opsc_alert_update_tag(u->upd, "old", 0), 0);
+    assert_int_equal(opsc_alert_update_custom(u->upd, "{\"flap_count\":7,\"gone\":null}"), 0);
+    u->upd->mask |= OPSC_UPD_PRIORITY | OPSC_UPD_IMPACT | OPSC_UPD_DEVICE_NAME;
+    u->upd->old_mask |= OPSC_UPD_PRIORITY;
+    u->upd->priority = 2;
+    u->upd->old_priority = 4;
+    u->upd->impact = OPSC_LEVEL_HIGH;
+    u->upd->device_name = strdup("core-sw-1.example.net");
+    snprintf(u->actor, sizeof(u->actor), "rdns");
+    submit_ok(s, u);
+}
+
+static void check_updated_row(const char *ci, const opsc_uuid_t *uid) {
+    char id[37], q[512], out[1024];
+    uuid_str(uid, id);
+    snprintf(q, sizeof(q),
+             "SELECT tags::text, custom_fields->>'flapping', custom_fields->>'flap_count', "
+             "custom_fields ? 'gone', custom_fields->>'keep', priority, impact, device_name "
+             "FROM alerts WHERE id = '%s'",
+             id);
+    psql_in(ci, q, out, sizeof(out));
+    assert_string_equal(out, "{keep,flapping}|true|7|f|1|P2|high|core-sw-1.example.net");
+    snprintf(q, sizeof(q),
+             "SELECT action, user_name, changes::text FROM alert_history WHERE alert_id = '%s' "
+             "AND action = 'updated' ORDER BY created_at",
+             id);
+    psql_in(ci, q, out, sizeof(out));
+    assert_string_equal(
+        out, "updated|system|{\"tags\": {\"added\": [\"flapping\"], \"removed\": []}, "
+             "\"custom_fields\": {\"new\": {\"flapping\": true, \"flap_count\": 6}}}\n"
+             "updated|rdns|{\"tags\": {\"added\": [], \"removed\": [\"old\"]}, \"impact\": "
+             "{\"new\": \"high\"}, \"priority\": {\"new\": \"P2\", \"old\": \"P4\"}, "
+             "\"device_name\": {\"new\": \"core-sw-1.example.net\"}, \"custom_fields\": "
+             "{\"new\": {\"gone\": null, \"flap_count\": 7}}}");
+}
+
+static opsc_alert_t *mk_tagged(int i) {
+    opsc_alert_t *a = mk_alert(i);
+    a->tags = calloc(2, sizeof(char *));
+    a->tags[0] = strdup("keep");
+    a->tags[1] = strdup("old");
+    a->ntags = 2;
+    opsc_alert_set(&a->custom_fields_json, "{\"keep\":1,\"gone\":2}");
+    return a;
+}
+
+/* UPDATEs of an alert created in the same batch fold into its INSERT row. */
+static void test_update_folds_into_create(void **state) {
+    (void)state;
+    char ci[512], id[37], q[256], out[256];
+    fresh_db(ci, sizeof(ci));
+    opsc_pg_pool_t *p = pool_for(ci);
+    opsc_store_t *s = store_for(p, NULL);
+    opsc_alert_t *a = mk_tagged(1);
+    submit_ok(s, ch_create(a));
+    add_updates(s, &a->id, T0_US + 10);
+    drain(s, 10000);
+    assert_int_equal(metric(s, "opsc_store_rows_written_total{kind=\"update\"}"), 0);
+    assert_int_equal(metric(s, "opsc_store_changes_received_total{kind=\"update\"}"), 2);
+    assert_int_equal(metric(s, "opsc_store_rows_written_total{kind=\"history\"}"), 3);
+    check_updated_row(ci, &a->id);
+    uuid_str(&a->id, id);
+    snprintf(q, sizeof(q), "SELECT count(*) FROM alert_history WHERE alert_id = '%s'", id);
+    psql_in(ci, q, out, sizeof(out));
+    assert_string_equal(out, "3");
+    opsc_alert_free(a);
+    store_close(s);
+    close_pool(p);
+}
+
+/* UPDATEs of an existing alert: one UPDATE row per batch, patches merged. */
+static void test_update_standalone(void **state) {
+    (void)state;
+    char ci[512];
+    fresh_db(ci, sizeof(ci));
+    opsc_pg_pool_t *p = pool_for(ci);
+    opsc_store_t *s = store_for(p, NULL);
+    opsc_alert_t *a = mk_tagged(2);
+    submit_ok(s, ch_create(a));
+    drain(s, 10000);
+    add_updates(s, &a->id, T0_US + 10);
+    drain(s, 10000);
+    assert_int_equal(metric(s, "opsc_store_rows_written_total{kind=\"update\"}"), 1);
+    assert_int_equal(metric(s, "opsc_store_changes_coalesced_total"), 1);
+    check_updated_row(ci, &a->id);
+
+    /* The mark comes off again in a later batch: the tag goes, the key is deleted. */
+    opsc_change_t *u = ch_update(&a->id, T0_US + 20);
+    assert_int_equal(opsc_alert_update_tag(u->upd, "flapping", 0), 0);
+    assert_int_equal(opsc_alert_update_custom(u->upd, "{\"flapping\":null}"), 0);
+    submit_ok(s, u);
+    drain(s, 10000);
+    char id[37], q[256], out[256];
+    uuid_str(&a->id, id);
+    snprintf(q, sizeof(q), "SELECT tags::text, custom_fields::text FROM alerts WHERE id = '%s'",
+             id);
+    psql_in(ci, q, out, sizeof(out));
+    assert_string_equal(out, "{keep}|{\"keep\": 1, \"flap_count\": 7}");
+    opsc_alert_free(a);
+    store_close(s);
+    close_pool(p);
+}
+
+/* The same changes again (a journal replay, another store): the rows do not move. */
+static void test_update_replay(void **state) {
+    (void)state;
+    char ci[512], id[37], q[256], out[256];
+    fresh_db(ci, sizeof(ci));
+    opsc_pg_pool_t *p = pool_for(ci);
+    opsc_alert_t *a = mk_tagged(3);
+    opsc_alert_t *b = mk_tagged(4);
+    for (int round = 0; round < 2; round++) {
+        opsc_store_t *s = store_for(p, NULL);
+        submit_ok(s, ch_create(a)); /* a: created and updated in one batch */
+        add_updates(s, &a->id, T0_US + 10);
+        submit_ok(s, ch_create(b)); /* b: updated in a batch of its own */
+        drain(s, 10000);
+        add_updates(s, &b->id, T0_US + 10);
+        drain(s, 10000);
+        store_close(s);
+    }
+    check_updated_row(ci, &a->id);
+    check_updated_row(ci, &b->id);
+    uuid_str(&b->id, id);
+    snprintf(q, sizeof(q), "SELECT count(*) FROM alert_history WHERE alert_id = '%s'", id);
+    psql_in(ci, q, out, sizeof(out));
+    assert_string_equal(out, "3");
+    opsc_alert_free(a);
+    opsc_alert_free(b);
+    close_pool(p);
+}
+
+/* resolved -> active (a flapping alert reopened) clears the resolution, in one batch or two. */
+static void test_reopen_clears_resolution(void **state) {
+    (void)state;
+    char ci[512], id[37], id2[37], q[512], out[256];
+    fresh_db(ci, sizeof(ci));
+    opsc_pg_pool_t *p = pool_for(ci);
+    opsc_store_t *s = store_for(p, NULL);
+    opsc_alert_t *a = mk_alert(5);
+    opsc_alert_t *b = mk_alert(6);
+    submit_ok(s, ch_create(a));
+    drain(s, 10000);
+    submit_ok(s, ch_status(&a->id, OPSC_STATUS_ACTIVE, OPSC_STATUS_RESOLVED, T0_US + 5,
+                           "auto-clear", "clear:link_up", "resolved"));
+    drain(s, 10000);
+    submit_ok(s, ch_status(&a->id, OPSC_STATUS_RESOLVED, OPSC_STATUS_ACTIVE, T0_US + 6, "system",
+                           "flapping", "reopened"));
+    submit_ok(s, ch_create(b));
+    submit_ok(s, ch_status(&b->id, OPSC_STATUS_ACTIVE, OPSC_STATUS_RESOLVED, T0_US + 5,
+                           "auto-clear", "clear:link_up", "resolved"));
+    submit_ok(s, ch_status(&b->id, OPSC_STATUS_RESOLVED, OPSC_STATUS_ACTIVE, T0_US + 6, "system",
+                           "flapping", "reopened"));
+    drain(s, 10000);
+    uuid_str(&a->id, id);
+    uuid_str(&b->id, id2);
+    snprintf(q, sizeof(q),
+             "SELECT status, resolved_at IS NULL, resolved_by IS NULL, correlation_rule FROM "
+             "alerts WHERE id IN ('%s', '%s')",
+             id, id2);
+    psql_in(ci, q, out, sizeof(out));
+    assert_string_equal(out, "active|t|t|flapping\nactive|t|t|flapping");
+    opsc_alert_free(a);
+    opsc_alert_free(b);
+    store_close(s);
+    close_pool(p);
+}
+
 static void test_throughput_creates(void **state) {
     (void)state;
     char ci[512], out[64];
@@ -1258,6 +1444,10 @@ int main(void) {
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_close_from_reply_cb),
         cmocka_unit_test(test_database_outage_loses_nothing),
+        cmocka_unit_test(test_update_folds_into_create),
+        cmocka_unit_test(test_update_standalone),
+        cmocka_unit_test(test_update_replay),
+        cmocka_unit_test(test_reopen_clears_resolution),
         cmocka_unit_test(test_throughput_creates),
     };
     /* TEST_STORE_FILTER=test_loaders runs one test (cmocka's wildcard pattern). */
