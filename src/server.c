@@ -20,6 +20,7 @@
 
 #include "opsc/buf.h"
 #include "opsc/config.h"
+#include "opsc/dns.h"
 #include "opsc/embedded_pg.h"
 #include "opsc/error.h"
 #include "opsc/fsutil.h"
@@ -28,6 +29,7 @@
 #include "opsc/maintenance.h"
 #include "opsc/metrics.h"
 #include "opsc/migrate.h"
+#include "opsc/namefill.h"
 #include "opsc/normalize.h"
 #include "opsc/ops_server.h"
 #include "opsc/pg.h"
@@ -92,6 +94,9 @@ struct opsc_server_s {
     size_t rwait_n;
     uint64_t n_replayed, n_fed_from_journal, n_replies_sent;
     int spool_closing;
+    opsc_dns_t *dns;           /* NULL: reverse lookups off */
+    opsc_namefill_t *namefill; /* device names from DNS for new alerts */
+    int dns_closing;
 
     /* reference data being loaded for the pipeline */
     opsc_store_mapping_row_t *maps;
@@ -241,6 +246,12 @@ static void collect_pipeline(opsc_buf_t *out, void *arg) {
     }
     if (srv->store) {
         opsc_store_metrics(out, srv->store);
+    }
+    if (srv->dns) {
+        opsc_dns_metrics(out, srv->dns);
+    }
+    if (srv->namefill) {
+        opsc_namefill_metrics(out, srv->namefill);
     }
 }
 
@@ -694,6 +705,7 @@ static void on_feed_timer(uv_timer_t *t) {
 
 static int on_change(opsc_change_t *c, void *arg) {
     opsc_server_t *srv = arg;
+    opsc_namefill_change(srv->namefill, c); /* before the journal: a cached name is written at once */
     if (!srv->spool) {
         opsc_change_free(c); /* shutting down after the journal closed */
         return 0;
@@ -747,6 +759,11 @@ static int on_change(opsc_change_t *c, void *arg) {
         uv_timer_start(&srv->feed_timer, on_feed_timer, 100, 100);
     }
     return 0;
+}
+
+/* A device name that reverse DNS found after its alert was created: journaled like any change. */
+static int submit_name_update(opsc_change_t *c, void *arg) {
+    return on_change(c, arg);
 }
 
 static void on_datagram(const void *data, size_t len, const struct sockaddr *from,
@@ -1005,6 +1022,12 @@ static void on_pipeline_stopped(void *arg) {
     shutdown_step(srv);
 }
 
+static void on_dns_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->dns = NULL;
+    shutdown_step(srv);
+}
+
 static void on_store_closed(void *arg) {
     opsc_server_t *srv = arg;
     srv->store = NULL;
@@ -1052,6 +1075,18 @@ static void shutdown_step(opsc_server_t *srv) {
             opsc_store_close(srv->store, on_store_closed, srv);
         }
         return;
+    }
+    if (srv->dns || srv->namefill) {
+        /* After the store, before the journal: a late name still reaches the journal. */
+        opsc_namefill_destroy(srv->namefill);
+        srv->namefill = NULL;
+        if (srv->dns && !srv->dns_closing) {
+            srv->dns_closing = 1;
+            opsc_dns_close(srv->dns, on_dns_closed, srv);
+        }
+        if (srv->dns) {
+            return;
+        }
     }
     if (srv->spool) {
         /* Buffered records are synced; what the store could not write stays for the next start. */
@@ -1173,6 +1208,36 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     return 0;
 }
 
+static int dns_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
+    if (srv->cfg.dns.cache_ttl_ms <= 0) {
+        opsc_log_info(LOG, "reverse DNS off (dns.cache_ttl 0)");
+        return 0;
+    }
+    opsc_buf_t servers = OPSC_BUF_INIT;
+    for (size_t i = 0; i < srv->cfg.dns.servers.count; i++) {
+        opsc_buf_printf(&servers, "%s%s", i ? "," : "", srv->cfg.dns.servers.items[i]);
+    }
+    opsc_dns_options_t o = {
+        .servers = servers.base,
+        .timeout_ms = (int)srv->cfg.dns.timeout_ms,
+        .tries = 2,
+        .ttl_s = (unsigned)((srv->cfg.dns.cache_ttl_ms + 999) / 1000),
+        .negative_ttl_s = (unsigned)((srv->cfg.dns.negative_ttl_ms + 999) / 1000),
+        .cache_max = (size_t)srv->cfg.dns.cache_max,
+    };
+    int rc = opsc_dns_create(srv->loop, &o, &srv->dns, errbuf, errlen);
+    opsc_buf_free(&servers);
+    if (rc != 0) {
+        return rc;
+    }
+    srv->namefill = opsc_namefill_create(srv->dns, submit_name_update, srv);
+    if (!srv->namefill) {
+        snprintf(errbuf, errlen, "reverse DNS: out of memory");
+        return OPSC_ENOMEM;
+    }
+    return 0;
+}
+
 static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     int rc;
     const opsc_engine_id_t *cfg_id = &srv->cfg.snmp.engine_id;
@@ -1195,6 +1260,8 @@ static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         .engine_id_len = srv->engine_id_len,
         .engine_boots = srv->engine_boots,
         .log_component = "snmp",
+        .mib_dirs = (const char *const *)srv->cfg.snmp.mib_dirs.items,
+        .nmib_dirs = srv->cfg.snmp.mib_dirs.count,
     };
     opsc_pipeline_options_t po = {
         .snmp = &so,
@@ -1206,6 +1273,7 @@ static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         .flap_window_ms = srv->cfg.correlation.flap_window_ms,
         .flap_track_max = (size_t)srv->cfg.correlation.flap_track_max,
         .expire_after_ms = srv->cfg.correlation.expire_after_ms,
+        .resolve_names = srv->dns != NULL,
     };
     const opsc_strlist_t *xc = &srv->cfg.correlation.expire_after_by_category;
     rc = opsc_pipeline_parse_expiry_overrides((const char *const *)xc->items, xc->count, &po,
@@ -1282,6 +1350,9 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
             goto error;
         }
         opsc_spool_set_synced_cb(srv->spool, on_spool_synced, srv);
+    }
+    if ((rc = dns_start(srv, errbuf, errlen)) != 0) {
+        goto error;
     }
     if ((rc = pipeline_start(srv, errbuf, errlen)) != 0) {
         goto error;

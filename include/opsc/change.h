@@ -72,6 +72,12 @@ typedef struct opsc_change_s {
     opsc_change_kind_t kind;
     opsc_uuid_t id;
     opsc_alert_t *alert; /* CREATE: owned */
+    /*
+     * CREATE of a device without a name: the title again with OPSC_NAME_MARK
+     * where the name goes, for reverse DNS to fill in (src/sinks/namefill.c);
+     * owned, NULL otherwise. Consumed before the store sees the change.
+     */
+    char *title_for_name;
 
     /* REPEAT */
     uint32_t occurrence_count;

@@ -116,7 +116,16 @@ typedef struct opsc_config_s {
         opsc_engine_id_t engine_id;   /* len 0: generated, kept in the data dir */
         int64_t rcvbuf;
         opsc_snmp_v3_users_t v3_users;
+        opsc_strlist_t mib_dirs;
     } snmp;
+
+    struct {
+        opsc_strlist_t servers; /* empty: /etc/resolv.conf */
+        int64_t cache_ttl_ms;   /* 0: reverse lookups off */
+        int64_t negative_ttl_ms;
+        int64_t timeout_ms;
+        int64_t cache_max;
+    } dns;
 
     struct {
         opsc_strlist_t down_alert_types; /* device-down alert types (plus any critical alert) */

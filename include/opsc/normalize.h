@@ -50,7 +50,7 @@ typedef struct opsc_mib_name_s {
     opsc_mib_kind_t kind;
     const opsc_mib_enum_t *enums; /* named INTEGER values, NULL if none */
     uint32_t oid_len;
-    uint32_t oid[16];
+    uint32_t oid[32];
 } opsc_mib_name_t;
 
 /**
@@ -58,9 +58,9 @@ typedef struct opsc_mib_name_s {
  * when none is. The instance suffix is oid[ret->oid_len .. len). Binary
  * search over a static table: no allocation, safe from any thread.
  *
- * The table is built in; extending it at run time from MIB files parsed
- * elsewhere (net-snmp's loader, issue 3 item 5) is not implemented yet: it
- * would add a second, snapshot-owned table consulted after this one.
+ * Two tables are consulted: the built-in one, and the names read from MIB
+ * files at start (opsc_mibnames_install); the longer match wins, the
+ * built-in entry on a tie.
  */
 const opsc_mib_name_t *opsc_mibnames_lookup(const uint32_t *oid, uint32_t len);
 
@@ -77,7 +77,19 @@ const opsc_mib_name_t *opsc_mibnames_find(const char *name);
 /** The label of an enumerated INTEGER value ("down" for ifOperStatus 2), or NULL. */
 const char *opsc_mibnames_enum_label(const opsc_mib_name_t *e, int64_t value);
 
-/** Table size and entries in OID order (tests, diagnostics). */
+/**
+ * Add the names read from MIB files (snmp.mib_dirs): once per process, before
+ * other threads look names up through the published pointer (it is published
+ * with release ordering, so any thread that sees it sees it whole). Takes
+ * ownership of `names` and of the strings and enum lists they point to,
+ * which live as long as the process; sorts them. 0, OPSC_ECONFIG when a table
+ * was installed already, OPSC_ENOMEM.
+ */
+int opsc_mibnames_install(opsc_mib_name_t *names, size_t n);
+/** Entries installed from MIB files (0 before or without). */
+size_t opsc_mibnames_extra_count(void);
+
+/** Built-in table size and entries in OID order (tests, diagnostics). */
 size_t opsc_mibnames_count(void);
 const opsc_mib_name_t *opsc_mibnames_at(size_t i);
 
@@ -315,6 +327,19 @@ int opsc_normalize_key(const opsc_normalizer_t *n, const opsc_trap_t *t, opsc_tr
  */
 int opsc_normalize_full(const opsc_normalizer_t *n, const opsc_trap_t *t,
                         const opsc_trap_key_t *key, int64_t now_us, opsc_alert_t *out);
+
+/* Where the device's name goes in a title rendered for a name not known yet. */
+#define OPSC_NAME_MARK '\x01'
+
+/**
+ * The title opsc_normalize_full gives, with `dev_label` where the device's
+ * name goes; dev_label NULL puts OPSC_NAME_MARK there instead, so the name
+ * can be filled in once reverse DNS answers (control bytes never occur in a
+ * title otherwise: they are written as spaces). *out is allocated. 0 or
+ * OPSC_ENOMEM.
+ */
+int opsc_normalize_title(const opsc_normalizer_t *n, const opsc_trap_t *t,
+                         const opsc_trap_key_t *key, const char *dev_label, char **out);
 
 /**
  * 1 when `clear`'s trap OID matches the clear_oid_pattern of `active` (the

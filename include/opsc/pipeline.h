@@ -63,6 +63,8 @@ typedef struct opsc_pipeline_options_s {
     int64_t expire_after_ms;
     int64_t expire_by_category_ms[OPSC_CAT_COUNT];
     unsigned char expire_by_category_set[OPSC_CAT_COUNT];
+    /* A new alert of a device missing from the devices table carries title_for_name (reverse DNS). */
+    int resolve_names;
 } opsc_pipeline_options_t;
 
 /**

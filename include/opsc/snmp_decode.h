@@ -83,6 +83,9 @@ typedef struct opsc_snmp_decoder_options_s {
     uint32_t engine_boots; /* 1.. (opsc_snmp_engine_boots_next); 0 = 1 */
     /* Log component ("snmp" when NULL); net-snmp's own messages and drops, rate-limited. */
     const char *log_component;
+    /* Directories of MIB files whose names extend the built-in table (snmp.mib_dirs). */
+    const char *const *mib_dirs;
+    size_t nmib_dirs;
 } opsc_snmp_decoder_options_t;
 
 /**

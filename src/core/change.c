@@ -30,6 +30,7 @@ opsc_change_t *opsc_change_new(opsc_change_kind_t kind) {
 void opsc_change_free(opsc_change_t *c) {
     if (c) {
         opsc_alert_free(c->alert);
+        opsc_free(c->title_for_name);
         opsc_free(c->reply);
         opsc_alert_update_free(c->upd);
         opsc_free(c);

@@ -41,7 +41,7 @@ extern char **environ;
 #define OPSC__GIB (1024 * OPSC__MIB)
 
 #define OPSC__CONFIG_FILE_MAX (1024 * 1024)
-#define OPSC__KEYS_MAX 48
+#define OPSC__KEYS_MAX 64
 
 /* clang-format off */
 #define OPSC__KEY(path, type, field, def, min, max, reloadable, secret, help)                      \
@@ -92,6 +92,24 @@ const opsc_config_key_t opsc_config_keys[] = {
               "characters or more. engine_id (hex) is the trap sender's engine ID; omit it for "
               "a user that sends INFORMs (bound to snmp.engine_id). In the environment: a JSON "
               "array of the same objects."),
+    OPSC__KEY("snmp.mib_dirs", OPSC_CFG_STRLIST, snmp.mib_dirs, NULL, 0, 0, 0, 0,
+              "Directories of MIB files (comma-separated, or a YAML sequence) whose names, "
+              "read with net-snmp at start, extend the built-in table of standard names in "
+              "titles, templates and raw_data; a directory that does not exist stops start-up."),
+    OPSC__KEY("dns.servers", OPSC_CFG_STRLIST, dns.servers, NULL, 0, 0, 0, 0,
+              "DNS servers for reverse lookups of device names (HOST or HOST:PORT, "
+              "comma-separated); unset: those of /etc/resolv.conf."),
+    OPSC__KEY("dns.cache_ttl", OPSC_CFG_DURATION, dns.cache_ttl_ms, "5m", 0, 24 * OPSC__MS_H,
+              0, 0,
+              "How long a device name found by reverse DNS is kept; 0 turns reverse lookups "
+              "off (alerts of devices missing from the devices table then have no name)."),
+    OPSC__KEY("dns.negative_ttl", OPSC_CFG_DURATION, dns.negative_ttl_ms, "1m", 1000,
+              24 * OPSC__MS_H, 0, 0,
+              "How long an address without a name (or whose lookup failed) is not asked again."),
+    OPSC__KEY("dns.timeout", OPSC_CFG_DURATION, dns.timeout_ms, "2s", 100, 60000, 0, 0,
+              "How long one reverse lookup waits for a server (tried twice)."),
+    OPSC__KEY("dns.cache_max", OPSC_CFG_INT, dns.cache_max, "65536", 16, 16777216, 0, 0,
+              "Addresses whose names are cached; the least recently used go first."),
     OPSC__KEY("correlation.down_alert_types", OPSC_CFG_STRLIST, correlation.down_alert_types,
               "device_down,node_down,unreachable", 0, 0, 0, 0,
               "Alert types that mark their device as down (as does any critical alert): while "

@@ -19,10 +19,12 @@
  * finds the longest one. A by-name index is sorted once as well.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "normalize_int.h"
+#include "opsc/buf.h"
 #include "opsc/error.h"
 #include "opsc/normalize.h"
 
@@ -354,11 +356,28 @@ static const opsc_mib_name_t g_names[] = {
 
 #define NNAMES (sizeof(g_names) / sizeof(g_names[0]))
 
-/* ---- indexes, built once ------------------------------------------------------------------- */
+/* ---- tables and their indexes ------------------------------------------------------------- */
+
+/*
+ * A name table sorted by OID, with two indexes: the longest proper prefix of
+ * each entry (so a lookup walks up from the first entry after the OID), and
+ * the entries in name order. The built-in table is indexed once; the table
+ * from MIB files (opsc_mibnames_install) is built whole before it is
+ * published and never changes afterwards, so readers on any thread need no
+ * lock.
+ */
+typedef struct table_s {
+    const opsc_mib_name_t *names;
+    size_t n;
+    int32_t *parent;   /* -1 = none */
+    uint32_t *by_name; /* entry indexes sorted by name */
+} table_t;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int16_t g_parent[NNAMES];   /* longest entry that is a proper prefix, -1 = none */
-static uint16_t g_by_name[NNAMES]; /* entries sorted by name */
+static int32_t g_builtin_parent[NNAMES];
+static uint32_t g_builtin_by_name[NNAMES];
+static table_t g_builtin = {g_names, NNAMES, g_builtin_parent, g_builtin_by_name};
+static _Atomic(const table_t *) g_extra;
 
 static int oid_cmp(const uint32_t *a, uint32_t alen, const uint32_t *b, uint32_t blen) {
     uint32_t n = alen < blen ? alen : blen;
@@ -374,27 +393,76 @@ static int is_prefix(const opsc_mib_name_t *e, const uint32_t *oid, uint32_t len
     return e->oid_len <= len && memcmp(e->oid, oid, e->oid_len * sizeof(uint32_t)) == 0;
 }
 
+static const opsc_mib_name_t *g_sorting; /* qsort has no context argument */
+
 static int by_name_cmp(const void *a, const void *b) {
-    return strcmp(g_names[*(const uint16_t *)a].name, g_names[*(const uint16_t *)b].name);
+    return strcmp(g_sorting[*(const uint32_t *)a].name, g_sorting[*(const uint32_t *)b].name);
 }
 
-static void build_indexes(void) {
-    int16_t stack[NNAMES];
+/* `stack` has room for t->n entries. */
+static void table_index(table_t *t, int32_t *stack) {
     size_t depth = 0;
-    for (size_t i = 0; i < NNAMES; i++) {
+    for (size_t i = 0; i < t->n; i++) {
         while (depth > 0 &&
-               !is_prefix(&g_names[stack[depth - 1]], g_names[i].oid, g_names[i].oid_len)) {
+               !is_prefix(&t->names[stack[depth - 1]], t->names[i].oid, t->names[i].oid_len)) {
             depth--;
         }
-        g_parent[i] = depth > 0 ? stack[depth - 1] : -1;
-        stack[depth++] = (int16_t)i;
-        g_by_name[i] = (uint16_t)i;
+        t->parent[i] = depth > 0 ? stack[depth - 1] : -1;
+        stack[depth++] = (int32_t)i;
+        t->by_name[i] = (uint32_t)i;
     }
-    qsort(g_by_name, NNAMES, sizeof(g_by_name[0]), by_name_cmp);
+    g_sorting = t->names;
+    qsort(t->by_name, t->n, sizeof(t->by_name[0]), by_name_cmp);
+    g_sorting = NULL;
+}
+
+static void build_builtin(void) {
+    static int32_t stack[NNAMES];
+    table_index(&g_builtin, stack);
 }
 
 static void ensure_indexes(void) {
-    pthread_once(&g_once, build_indexes);
+    pthread_once(&g_once, build_builtin);
+}
+
+static const opsc_mib_name_t *table_lookup(const table_t *t, const uint32_t *oid, uint32_t len) {
+    /* first entry > oid */
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (oid_cmp(t->names[mid].oid, t->names[mid].oid_len, oid, len) <= 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (int32_t i = (int32_t)lo - 1; i >= 0; i = t->parent[i]) {
+        if (is_prefix(&t->names[i], oid, len)) {
+            return &t->names[i];
+        }
+    }
+    return NULL;
+}
+
+static const opsc_mib_name_t *table_find(const table_t *t, const char *name, size_t nlen) {
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *cand = t->names[t->by_name[mid]].name;
+        int c = strncmp(cand, name, nlen);
+        if (c == 0 && cand[nlen] != '\0') {
+            c = 1; /* cand is longer: it sorts after name */
+        }
+        if (c == 0) {
+            return &t->names[t->by_name[mid]];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -407,45 +475,60 @@ const opsc_mib_name_t *opsc_mibnames_at(size_t i) {
     return i < NNAMES ? &g_names[i] : NULL;
 }
 
-const opsc_mib_name_t *opsc_mibnames_lookup(const uint32_t *oid, uint32_t len) {
-    ensure_indexes();
-    /* first entry > oid */
-    size_t lo = 0, hi = NNAMES;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (oid_cmp(g_names[mid].oid, g_names[mid].oid_len, oid, len) <= 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    for (int i = (int)lo - 1; i >= 0; i = g_parent[i]) {
-        if (is_prefix(&g_names[i], oid, len)) {
-            return &g_names[i];
-        }
-    }
-    return NULL;
+size_t opsc_mibnames_extra_count(void) {
+    const table_t *x = atomic_load_explicit(&g_extra, memory_order_acquire);
+    return x ? x->n : 0;
 }
 
-static const opsc_mib_name_t *find_plain(const char *name, size_t nlen) {
-    size_t lo = 0, hi = NNAMES;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *cand = g_names[g_by_name[mid]].name;
-        int c = strncmp(cand, name, nlen);
-        if (c == 0 && cand[nlen] != '\0') {
-            c = 1; /* cand is longer: it sorts after name */
+static int by_oid_cmp(const void *a, const void *b) {
+    const opsc_mib_name_t *x = a, *y = b;
+    return oid_cmp(x->oid, x->oid_len, y->oid, y->oid_len);
+}
+
+int opsc_mibnames_install(opsc_mib_name_t *names, size_t n) {
+    table_t *t = opsc_calloc(1, sizeof(*t));
+    int32_t *stack = opsc_calloc(n ? n : 1, sizeof(*stack));
+    if (t) {
+        t->parent = opsc_calloc(n ? n : 1, sizeof(*t->parent));
+        t->by_name = opsc_calloc(n ? n : 1, sizeof(*t->by_name));
+    }
+    if (!t || !stack || !t->parent || !t->by_name) {
+        if (t) {
+            opsc_free(t->parent);
+            opsc_free(t->by_name);
         }
-        if (c == 0) {
-            return &g_names[g_by_name[mid]];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
+        opsc_free(t);
+        opsc_free(stack);
+        return OPSC_ENOMEM;
+    }
+    qsort(names, n, sizeof(*names), by_oid_cmp);
+    t->names = names;
+    t->n = n;
+    table_index(t, stack);
+    opsc_free(stack);
+    const table_t *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&g_extra, &expected, t, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        opsc_free(t->parent);
+        opsc_free(t->by_name);
+        opsc_free(t);
+        return OPSC_ECONFIG; /* once per process */
+    }
+    return 0;
+}
+
+const opsc_mib_name_t *opsc_mibnames_lookup(const uint32_t *oid, uint32_t len) {
+    ensure_indexes();
+    const opsc_mib_name_t *e = table_lookup(&g_builtin, oid, len);
+    const table_t *x = atomic_load_explicit(&g_extra, memory_order_acquire);
+    if (x) {
+        /* The longer match wins; on a tie the built-in entry (its names are the standard's). */
+        const opsc_mib_name_t *f = table_lookup(x, oid, len);
+        if (f && (!e || f->oid_len > e->oid_len)) {
+            e = f;
         }
     }
-    return NULL;
+    return e;
 }
 
 /* name[0..nlen) with an optional "MODULE::" qualifier. */
@@ -465,11 +548,15 @@ static const opsc_mib_name_t *find_n(const char *name, size_t nlen) {
     if (nlen == 0) {
         return NULL;
     }
-    const opsc_mib_name_t *e = find_plain(name, nlen);
-    if (e && module && (strncmp(e->module, module, mlen) != 0 || e->module[mlen] != '\0')) {
-        return NULL;
+    const table_t *x = atomic_load_explicit(&g_extra, memory_order_acquire);
+    const table_t *tables[2] = {&g_builtin, x};
+    for (int i = 0; i < 2 && tables[i]; i++) {
+        const opsc_mib_name_t *e = table_find(tables[i], name, nlen);
+        if (e && (!module || (strncmp(e->module, module, mlen) == 0 && e->module[mlen] == '\0'))) {
+            return e;
+        }
     }
-    return e;
+    return NULL;
 }
 
 const opsc_mib_name_t *opsc_mibnames_find(const char *name) {

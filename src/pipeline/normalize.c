@@ -992,6 +992,17 @@ static void tb_puts(tbuf_t *b, const char *s) {
     tb_put(b, s, strlen(s));
 }
 
+/* The device label; NULL writes OPSC_NAME_MARK (tb_put would turn a control byte into a space). */
+static void tb_label(tbuf_t *b, const char *label) {
+    if (label) {
+        tb_puts(b, label);
+    } else if (b->chars < b->max_chars) {
+        b->buf[b->len++] = OPSC_NAME_MARK;
+        b->buf[b->len] = '\0';
+        b->chars++;
+    }
+}
+
 /* {interface}: ifName, else ifDescr, else ifIndex, else an ifTable/ifXTable row index. */
 static int interface_text(const opsc_trap_t *t, char *out, size_t outlen) {
     static const struct {
@@ -1024,7 +1035,7 @@ static int interface_text(const opsc_trap_t *t, char *out, size_t outlen) {
 }
 
 static void title_expand(const tmpl_t *tp, const opsc_trap_t *t, const opsc_trap_key_t *key,
-                         const char *oid_text, tbuf_t *b) {
+                         const char *oid_text, const char *dev_label, tbuf_t *b) {
     char v[1024];
     for (size_t i = 0; i < tp->nsegs && b->chars < b->max_chars; i++) {
         const seg_t *s = &tp->segs[i];
@@ -1033,7 +1044,7 @@ static void title_expand(const tmpl_t *tp, const opsc_trap_t *t, const opsc_trap
             tb_put(b, s->text, s->len);
             break;
         case SEG_DEVICE_NAME:
-            tb_puts(b, key->device ? key->device->name : key->device_ip);
+            tb_label(b, dev_label);
             break;
         case SEG_DEVICE_IP:
             tb_puts(b, key->device_ip);
@@ -1447,6 +1458,48 @@ static char *raw_data(const opsc_trap_t *t) {
 
 /* ---- phase 2 ------------------------------------------------------------------------------ */
 
+/* The alert's title: the mapping's template, or the unknown-trap title. */
+static void render_title(const opsc_normalizer_t *n, const opsc_trap_t *t,
+                         const opsc_trap_key_t *key, const char *oid_text, const char *dev_label,
+                         tbuf_t *b) {
+    const opsc_oid_rule_t *r = key->rule;
+    tb_init(b, TITLE_MAX_CHARS);
+    if (r) {
+        const tmpl_t *tp = &n->tmpls[r->index];
+        title_expand(tp->segs ? tp : &n->default_tmpl, t, key, oid_text, dev_label, b);
+    } else {
+        const opsc_mib_name_t *e = opsc_mibnames_lookup(t->trap_oid, t->trap_oid_len);
+        tb_puts(b, "Unknown trap ");
+        if (e && e->oid_len == t->trap_oid_len) {
+            tb_puts(b, e->module);
+            tb_puts(b, "::");
+            tb_puts(b, e->name);
+            tb_puts(b, " (");
+            tb_puts(b, oid_text);
+            tb_puts(b, ")");
+        } else {
+            tb_puts(b, oid_text);
+        }
+        tb_puts(b, " from ");
+        tb_label(b, dev_label);
+    }
+}
+
+int opsc_normalize_title(const opsc_normalizer_t *n, const opsc_trap_t *t,
+                         const opsc_trap_key_t *key, const char *dev_label, char **out) {
+    char oid_text[OID_TEXT_MAX];
+    opsc__oid_format(t->trap_oid, t->trap_oid_len, oid_text, sizeof(oid_text));
+    tbuf_t *b = opsc_malloc(sizeof(*b));
+    if (!b) {
+        return OPSC_ENOMEM;
+    }
+    render_title(n, t, key, oid_text, dev_label, b);
+    *out = opsc_strdup(b->buf);
+    opsc_free(b);
+    return *out ? 0 : OPSC_ENOMEM;
+}
+
+
 int opsc_normalize_full(const opsc_normalizer_t *n, const opsc_trap_t *t,
                         const opsc_trap_key_t *key, int64_t now_us, opsc_alert_t *out) {
     char oid_text[OID_TEXT_MAX];
@@ -1489,26 +1542,7 @@ int opsc_normalize_full(const opsc_normalizer_t *n, const opsc_trap_t *t,
         goto cleanup;
     }
 
-    tb_init(b, TITLE_MAX_CHARS);
-    if (r) {
-        const tmpl_t *tp = &n->tmpls[r->index];
-        title_expand(tp->segs ? tp : &n->default_tmpl, t, key, oid_text, b);
-    } else {
-        const opsc_mib_name_t *e = opsc_mibnames_lookup(t->trap_oid, t->trap_oid_len);
-        tb_puts(b, "Unknown trap ");
-        if (e && e->oid_len == t->trap_oid_len) {
-            tb_puts(b, e->module);
-            tb_puts(b, "::");
-            tb_puts(b, e->name);
-            tb_puts(b, " (");
-            tb_puts(b, oid_text);
-            tb_puts(b, ")");
-        } else {
-            tb_puts(b, oid_text);
-        }
-        tb_puts(b, " from ");
-        tb_puts(b, dev_label);
-    }
+    render_title(n, t, key, oid_text, dev_label, b);
     if (opsc_alert_set(&out->title, b->buf) != 0) {
         goto cleanup;
     }

@@ -80,6 +80,7 @@ struct opsc_pipeline_s {
     unsigned char *scratch;
     opsc_buf_t reply;
     int have_norm, have_active;
+    int resolve_names;
     char **down_types; /* owned copies of opts->down_alert_types */
     size_t ndown_types;
     opsc_dedup_entry_t **down; /* entries with is_down set (few: a linear scan is fine) */
@@ -649,6 +650,10 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
                 opsc_change_free(c);
                 opsc_alert_free(a);
             } else {
+                if (p->resolve_names && !a->device_name && a->device_ip) {
+                    /* Named later by reverse DNS, on the loop thread (nothing waits here). */
+                    (void)opsc_normalize_title(p->norm, &trap, &key, NULL, &c->title_for_name);
+                }
                 c->id = a->id;
                 c->alert = a;
                 emit(p, c);
@@ -1011,6 +1016,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     p->on_change = opts->on_change;
     p->arg = opts->arg;
     p->snmp = *opts->snmp;
+    p->resolve_names = opts->resolve_names;
     rc = opsc_ring_create(opts->ingest_ring_bytes ? opts->ingest_ring_bytes : DEFAULT_INGEST,
                           &p->ingest);
     if (rc == 0) {

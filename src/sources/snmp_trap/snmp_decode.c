@@ -152,6 +152,9 @@ int opsc_snmp_decoder_create(const opsc_snmp_decoder_options_t *o, opsc_snmp_dec
     }
     opsc__snmp_lib_set_log(d->log_component);
     rc = opsc__snmp_lib_init(o->engine_id, o->engine_id_len, o->engine_boots, err, errlen);
+    if (rc == 0) {
+        rc = opsc__snmp_load_mibs(o->mib_dirs, o->nmib_dirs, d->log_component, err, errlen);
+    }
     if (rc != 0) {
         goto error;
     }

@@ -62,6 +62,15 @@ int opsc__snmp_peek(const unsigned char *buf, size_t len, opsc__snmp_peek_t *out
 int opsc__snmp_lib_init(const unsigned char *engine_id, size_t engine_id_len, uint32_t boots,
                         char *err, size_t errlen);
 
+/**
+ * Index the MIB files of `dirs` with net-snmp and install their names as the
+ * extra name table (opsc_mibnames_install). After opsc__snmp_lib_init, on
+ * the thread that owns net-snmp; once per process (later calls do nothing).
+ * A directory that does not exist is a configuration error.
+ */
+int opsc__snmp_load_mibs(const char *const *dirs, size_t ndirs, const char *log_component,
+                         char *err, size_t errlen);
+
 /** Where net-snmp's own log lines go (component; NULL = drop them). */
 void opsc__snmp_lib_set_log(const char *component);
 

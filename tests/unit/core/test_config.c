@@ -150,6 +150,8 @@ static void test_key_table(void **state) {
                                            "http.max_header_bytes",
                                            "http.idle_timeout",
                                            "snmp.listen", "snmp.communities", "snmp.engine_id", "snmp.rcvbuf", "snmp.v3_users",
+                                           "snmp.mib_dirs", "dns.servers", "dns.cache_ttl",
+                                           "dns.negative_ttl", "dns.timeout", "dns.cache_max",
                                            "correlation.down_alert_types",
                                            "correlation.flap_threshold",
                                            "correlation.flap_window",
