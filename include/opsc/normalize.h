@@ -260,6 +260,8 @@ size_t opsc_normalizer_dependency_count(const opsc_normalizer_t *n);
  */
 size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device, const char **out,
                                  size_t max);
+/** The devices row for address `ip` (text, v4 or v6), or NULL. Any thread holding the snapshot. */
+const opsc_device_ref_t *opsc_normalizer_device(const opsc_normalizer_t *n, const char *ip);
 const opsc_oidmap_t *opsc_normalizer_oidmap(const opsc_normalizer_t *n);
 size_t opsc_normalizer_devices_skipped(const opsc_normalizer_t *n);
 
