@@ -34,6 +34,7 @@
 #include "opsc/ops_server.h"
 #include "opsc/pg.h"
 #include "opsc/pipeline.h"
+#include "opsc/rate_limit.h"
 #include "opsc/server.h"
 #include "opsc/snmp_decode.h"
 #include "opsc/spool.h"
@@ -65,6 +66,8 @@ struct opsc_server_s {
     opsc_loopstat_t *loopstat;
     opsc_ops_server_t *http;
     opsc_udp_listen_t *udp;
+    opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
+    uv_timer_t storm_tick;        /* lets the pipeline resolve quiet trap storms */
     opsc_embedded_pg_t *epg;
     opsc_pg_pool_t *pool;
     opsc_pipeline_t *pipeline;
@@ -231,6 +234,11 @@ static void collect_udp(opsc_buf_t *out, void *arg) {
     if (srv->udp) {
         opsc_udp_listen_metrics(out, srv->udp);
     }
+}
+
+static void collect_ratelimit(opsc_buf_t *out, void *arg) {
+    opsc_server_t *srv = arg;
+    opsc_rate_limit_metrics(out, srv->ratelimit);
 }
 
 static void collect_pipeline(opsc_buf_t *out, void *arg) {
@@ -766,10 +774,52 @@ static int submit_name_update(opsc_change_t *c, void *arg) {
     return on_change(c, arg);
 }
 
+static opsc_log_ratelimit_t rate_log_rl = OPSC_LOG_RATELIMIT_INIT(10000, 20);
+
+/*
+ * snmp.per_source_rate, before the ring and before any decoding: a source
+ * over its rate is cut here, and at most once a second per source the
+ * pipeline hears about it (its trap_storm alert) and the log names it.
+ */
+static int rate_ok(opsc_server_t *srv, const struct sockaddr *from, uint64_t now_ns) {
+    uint64_t dropped = 0;
+    opsc_rate_verdict_t v = opsc_rate_limit_check(srv->ratelimit, from, now_ns, &dropped);
+    if (v == OPSC_RATE_PASS) {
+        return 1;
+    }
+    if (v == OPSC_RATE_DROP_REPORT) {
+        char src[64];
+        unsigned long long suppressed = 0;
+        opsc_rate_limit_format_source(from, src, sizeof(src));
+        if (opsc_log_ratelimit_ok(&rate_log_rl, &suppressed)) {
+            opsc_log_warn(LOG,
+                          "snmp.per_source_rate: dropping traps from %s over %lld/s (%llu since "
+                          "the last report, %llu in all) (%llu similar suppressed)",
+                          src, (long long)srv->cfg.snmp.per_source_rate,
+                          (unsigned long long)dropped,
+                          (unsigned long long)opsc_rate_limit_source_dropped(srv->ratelimit, from),
+                          suppressed);
+        }
+        if (srv->pipeline) {
+            (void)opsc_pipeline_push_storm(srv->pipeline, from, dropped);
+        }
+    }
+    return 0;
+}
+
+static void on_storm_tick(uv_timer_t *t) {
+    opsc_server_t *srv = t->data;
+    if (srv->pipeline && srv->phase == PHASE_RUNNING) {
+        (void)opsc_pipeline_push_storm(srv->pipeline, NULL, 0);
+    }
+}
+
 static void on_datagram(const void *data, size_t len, const struct sockaddr *from,
                         uint64_t recv_ns, int listener, void *arg) {
     opsc_server_t *srv = arg;
-    (void)recv_ns;
+    if (srv->ratelimit && !rate_ok(srv, from, recv_ns)) {
+        return;
+    }
     if (!srv->pipeline_loaded) {
         srv->not_ready_drops++;
         return;
@@ -982,6 +1032,8 @@ static void finish_shutdown(opsc_server_t *srv) {
     uv_close((uv_handle_t *)&srv->maint_timer, handle_closed);
     uv_timer_stop(&srv->feed_timer);
     uv_close((uv_handle_t *)&srv->feed_timer, handle_closed);
+    uv_timer_stop(&srv->storm_tick);
+    uv_close((uv_handle_t *)&srv->storm_tick, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_term, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_int, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_hup, handle_closed);
@@ -1192,16 +1244,19 @@ int opsc_server_create(uv_loop_t *loop, opsc_config_t *cfg, const char *config_p
     srv->maint_timer.data = srv;
     uv_timer_init(loop, &srv->feed_timer);
     srv->feed_timer.data = srv;
+    uv_timer_init(loop, &srv->storm_tick);
+    srv->storm_tick.data = srv;
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     uv_signal_init(loop, &srv->sig_hup);
     srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
-    srv->handles_open = 7; /* drain, reload, maint, feed timers; three signals */
+    srv->handles_open = 8; /* drain, reload, maint, feed, storm timers; three signals */
     opsc_metrics_register(srv->metrics, server_metrics, srv);
     opsc_metrics_register(srv->metrics, collect_loop, srv);
     opsc_metrics_register(srv->metrics, collect_pool, srv);
     opsc_metrics_register(srv->metrics, collect_epg, srv);
     opsc_metrics_register(srv->metrics, collect_udp, srv);
+    opsc_metrics_register(srv->metrics, collect_ratelimit, srv);
     opsc_metrics_register(srv->metrics, collect_pipeline, srv);
     opsc_metrics_register(srv->metrics, collect_spool, srv);
     *out = srv;
@@ -1235,6 +1290,31 @@ static int dns_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         snprintf(errbuf, errlen, "reverse DNS: out of memory");
         return OPSC_ENOMEM;
     }
+    return 0;
+}
+
+static int64_t rate_burst(const opsc_config_t *cfg) {
+    return cfg->snmp.per_source_burst > 0 ? cfg->snmp.per_source_burst
+                                          : 2 * cfg->snmp.per_source_rate;
+}
+
+/* snmp.per_source_rate: the table is allocated here, once; nothing per datagram. */
+static int ratelimit_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
+    const opsc_config_t *cfg = &srv->cfg;
+    if (cfg->snmp.per_source_rate <= 0) {
+        return 0;
+    }
+    int rc = opsc_rate_limit_create((uint64_t)cfg->snmp.per_source_rate,
+                                    (uint64_t)rate_burst(cfg), (size_t)cfg->snmp.per_source_max,
+                                    &srv->ratelimit);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "snmp.per_source_rate: %s", opsc_strerror(rc));
+        return rc;
+    }
+    uv_timer_start(&srv->storm_tick, on_storm_tick, 1000, 1000);
+    opsc_log_info(LOG, "per-source rate limit: %lld traps/s, burst %lld, %lld sources tracked",
+                  (long long)cfg->snmp.per_source_rate, (long long)rate_burst(cfg),
+                  (long long)cfg->snmp.per_source_max);
     return 0;
 }
 
@@ -1274,6 +1354,9 @@ static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         .flap_track_max = (size_t)srv->cfg.correlation.flap_track_max,
         .expire_after_ms = srv->cfg.correlation.expire_after_ms,
         .resolve_names = srv->dns != NULL,
+        .storm_rate = (uint64_t)srv->cfg.snmp.per_source_rate,
+        .storm_burst = (uint64_t)rate_burst(&srv->cfg),
+        .storm_quiet_ms = srv->cfg.snmp.storm_quiet_ms,
     };
     const opsc_strlist_t *xc = &srv->cfg.correlation.expire_after_by_category;
     rc = opsc_pipeline_parse_expiry_overrides((const char *const *)xc->items, xc->count, &po,
@@ -1357,11 +1440,15 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if ((rc = pipeline_start(srv, errbuf, errlen)) != 0) {
         goto error;
     }
+    if ((rc = ratelimit_start(srv, errbuf, errlen)) != 0) {
+        goto error;
+    }
     if ((rc = opsc_udp_listen_start(srv->loop, &srv->cfg.snmp.listen,
                                     (size_t)srv->cfg.snmp.rcvbuf, on_datagram, srv, &srv->udp,
                                     errbuf, errlen)) != 0) {
         goto error;
     }
+    opsc_udp_listen_set_max_per_wakeup(srv->udp, (unsigned)srv->cfg.snmp.max_per_wakeup);
 
     if (srv->cfg.database.url && *srv->cfg.database.url) {
         opsc_log_info(LOG, "using the PostgreSQL server from database.url");
@@ -1414,6 +1501,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     feed_free(srv);
     opsc_free(srv->seqmap);
     opsc_metrics_destroy(srv->metrics);
+    opsc_rate_limit_destroy(srv->ratelimit);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);
     opsc_free(srv);

@@ -117,6 +117,11 @@ typedef struct opsc_config_s {
         int64_t rcvbuf;
         opsc_snmp_v3_users_t v3_users;
         opsc_strlist_t mib_dirs;
+        int64_t max_per_wakeup;   /* 0: libuv's own limit */
+        int64_t per_source_rate;  /* traps/s per source address; 0: off */
+        int64_t per_source_burst; /* 0: 2 x rate */
+        int64_t per_source_max;   /* sources tracked */
+        int64_t storm_quiet_ms;   /* trap_storm resolves after this long within the rate */
     } snmp;
 
     struct {

@@ -65,6 +65,9 @@ typedef struct opsc_pipeline_options_s {
     unsigned char expire_by_category_set[OPSC_CAT_COUNT];
     /* A new alert of a device missing from the devices table carries title_for_name (reverse DNS). */
     int resolve_names;
+    /* trap_storm alerts: the per-source limit they report on, and the quiet period (0: 60 s). */
+    uint64_t storm_rate, storm_burst;
+    int64_t storm_quiet_ms;
 } opsc_pipeline_options_t;
 
 /**
@@ -81,6 +84,14 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
 /** Loop thread: hand over one datagram (copied). 0, or OPSC_EQUEUE_FULL (dropped, counted). */
 int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len,
                                 const struct sockaddr *from, int listener);
+
+/**
+ * Loop thread: the rate limit is cutting `from` (`dropped` since its last
+ * report; at most one report per source per second): the pipeline creates or
+ * repeats its trap_storm alert. `from` NULL is a tick (call about once a
+ * second while the limit is on): quiet storms resolve. 0 or OPSC_EQUEUE_FULL.
+ */
+int opsc_pipeline_push_storm(opsc_pipeline_t *p, const struct sockaddr *from, uint64_t dropped);
 
 /** Loop thread: replace the normalizer snapshot (ownership passes; the old one is freed). */
 int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, struct opsc_normalizer_s *n);

@@ -50,6 +50,15 @@ int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen, siz
  */
 int opsc_udp_listen_send(opsc_udp_listen_t *u, int listener, const void *data, size_t len,
                          const struct sockaddr *to);
+/**
+ * Read at most `max` datagrams per socket per loop iteration (0: only
+ * libuv's own limit, about 40 with recvmmsg). Reaching it pauses the socket
+ * until just before the next poll, so timers and other handles run in
+ * between; nothing is lost (the kernel keeps what was not read). Loop thread.
+ */
+void opsc_udp_listen_set_max_per_wakeup(opsc_udp_listen_t *u, unsigned max);
+/** Times any socket paused for the cap (tests, diagnostics). */
+uint64_t opsc_udp_listen_pauses(const opsc_udp_listen_t *u);
 /** Close every socket; `done(arg)` (may be NULL) after all closed and memory freed. Call once. */
 void opsc_udp_listen_close(opsc_udp_listen_t *u, void (*done)(void *arg), void *arg);
 /**

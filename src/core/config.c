@@ -85,6 +85,27 @@ const opsc_config_key_t opsc_config_keys[] = {
     OPSC__KEY("snmp.rcvbuf", OPSC_CFG_SIZE, snmp.rcvbuf, "16MiB", 64 * OPSC__KIB, OPSC__GIB, 0, 0,
               "Kernel receive buffer asked for on each SNMP socket (the kernel may grant less: "
               "net.core.rmem_max)."),
+    OPSC__KEY("snmp.max_per_wakeup", OPSC_CFG_INT, snmp.max_per_wakeup, "40", 0, 1000000, 0, 0,
+              "Most datagrams read from one SNMP socket per event-loop iteration, so HTTP and "
+              "the database keep being served during a trap storm (0: libuv's own limit, about "
+              "40 per wake-up; larger values behave like 40)."),
+    OPSC__KEY("snmp.per_source_rate", OPSC_CFG_INT, snmp.per_source_rate, "0", 0, 1000000, 0, 0,
+              "Traps per second accepted from one source address (token bucket, checked before "
+              "decoding); the excess is dropped and counted, and a source being cut raises one "
+              "trap_storm alert. 0 turns the limit off (dedup already makes a storm cheap)."),
+    OPSC__KEY("snmp.per_source_burst", OPSC_CFG_INT, snmp.per_source_burst, "0", 0, 100000000,
+              0, 0,
+              "Traps one source may send at once after a quiet spell (the bucket size); 0 means "
+              "twice snmp.per_source_rate."),
+    OPSC__KEY("snmp.per_source_max", OPSC_CFG_INT, snmp.per_source_max, "65536", 1, 16777216, 0,
+              0,
+              "Source addresses the rate limit tracks at once (memory is allocated for all of "
+              "them at start, about 80 bytes each); a new source in a full table replaces the "
+              "one heard from least recently."),
+    OPSC__KEY("snmp.storm_quiet", OPSC_CFG_DURATION, snmp.storm_quiet_ms, "60s", OPSC__MS_S,
+              OPSC__MS_H, 0, 0,
+              "A trap_storm alert resolves once its source has stayed within "
+              "snmp.per_source_rate for this long."),
     OPSC__KEY("snmp.v3_users", OPSC_CFG_SNMP_V3_USERS, snmp.v3_users, NULL, 0, 0, 0, 1,
               "SNMPv3 USM users: a YAML sequence of {name, auth_protocol (none, MD5, SHA, "
               "SHA-224, SHA-256, SHA-384, SHA-512), auth_passphrase, priv_protocol (none, DES, "

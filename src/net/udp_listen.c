@@ -8,8 +8,20 @@
  * them. The buffer belongs to the socket and is reused for every batch:
  * libuv delivers each chunk (UV_UDP_MMSG_CHUNK) and then one
  * UV_UDP_MMSG_FREE call before it asks for a buffer again, so nothing is
- * allocated per datagram or per batch. (libuv reads at most 32 datagrams per
- * wake-up, so a trap storm cannot starve the rest of the loop.)
+ * allocated per datagram or per batch.
+ *
+ * Datagrams per wake-up (snmp.max_per_wakeup): libuv 1.44 reads recvmmsg
+ * batches until it has counted 32 datagrams per readiness event (so 40 with
+ * 20-message batches), then goes round the loop. Our cap bounds that
+ * explicitly, per socket and loop iteration: alloc_cb hands out only as many
+ * slots as the cap has left, so a batch never overshoots it, and once it is
+ * reached the socket stops reading at the end of the batch (never in the
+ * middle: libuv would drop the rest of the batch) and a prepare handle starts
+ * it again just before the next poll. Timers, HTTP and the database run in
+ * between. When libuv is about to leave its read loop by itself (it has
+ * counted 32), the stop/start pair (two epoll_ctl calls) is skipped: it would
+ * change nothing. So caps of 32 and more cost nothing, and caps above 40
+ * behave like 40 (see docs/performance.md).
  *
  * Loss is counted where it can be seen: our own drops (no consumer, truncated)
  * and receive errors per listener, and the kernel's receive-buffer overflows
@@ -38,6 +50,8 @@
 #define OPSC__UDP_SLOT (64 * 1024)
 #define OPSC__UDP_SLOTS 20
 #define OPSC__UDP_RCVBUF (16 * 1024 * 1024)
+/* libuv's uv__udp_recvmsg stops reading once it has counted this many datagrams in one event. */
+#define OPSC__UDP_LIBUV_COUNT 32
 
 typedef enum {
     OPSC__UDP_DROP_NO_CONSUMER = 0,
@@ -61,6 +75,10 @@ typedef struct opsc__udp_sock_s {
     uint64_t bytes;
     uint64_t dropped[OPSC__UDP_NDROP];
     uint64_t recv_errors;
+    unsigned turn_count; /* datagrams read in this loop iteration */
+    int paused;          /* reached the cap: restarted by the prepare handle */
+    int over;            /* libuv asked for more after the cap in this iteration */
+    uint64_t pauses;
 } opsc__udp_sock_t;
 
 struct opsc_udp_listen_s {
@@ -71,9 +89,12 @@ struct opsc_udp_listen_s {
     opsc__udp_sock_t socks[OPSC_LISTEN_MAX];
     int nsocks;
     int rcvbuf_want; /* bytes asked of the kernel per socket */
+    unsigned max_per_wakeup; /* 0: libuv's own limit only */
+    uv_prepare_t turn;       /* resets the per-iteration counts, resumes paused sockets */
+    int turn_init;
     uint64_t replies_sent;
     uint64_t replies_failed;
-    int live; /* sockets whose close callback has not run */
+    int live; /* handles (sockets, the prepare) whose close callback has not run */
     int closing;
     void (*done)(void *arg);
     void *done_arg;
@@ -151,11 +172,57 @@ static void set_rcvbuf(opsc__udp_sock_t *s) {
 
 static void udp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     opsc__udp_sock_t *s = h->data;
+    unsigned cap = s->owner->max_per_wakeup;
+    size_t len = s->rbuf_len;
 
     (void)suggested;
+    if (cap > 0 && s->turn_count >= cap) {
+        /* A second readiness event in the same iteration (rare): read one, then pause. */
+        s->over = 1;
+        len = OPSC__UDP_SLOT;
+    } else if (cap > 0 && cap - s->turn_count < OPSC__UDP_SLOTS) {
+        /* libuv reads len / 64 KiB messages per recvmmsg: never more than the cap has left. */
+        len = (size_t)(cap - s->turn_count) * OPSC__UDP_SLOT;
+    }
     /* Safe to reuse: libuv is done with the previous batch before it asks again. */
     buf->base = s->rbuf;
-    buf->len = s->rbuf != NULL ? s->rbuf_len : 0; /* NULL: recv_cb gets UV_ENOBUFS */
+    buf->len = s->rbuf != NULL ? len : 0; /* NULL: recv_cb gets UV_ENOBUFS */
+}
+
+static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags);
+
+/* Cap reached: stop until the prepare handle runs (libuv leaves its read loop at once). */
+static void maybe_pause(opsc__udp_sock_t *s) {
+    opsc_udp_listen_t *u = s->owner;
+
+    if (u->max_per_wakeup == 0 || s->turn_count < u->max_per_wakeup || s->paused || u->closing) {
+        return;
+    }
+    if (s->turn_count >= OPSC__UDP_LIBUV_COUNT && !s->over) {
+        return; /* libuv leaves its read loop now anyway */
+    }
+    if (uv_udp_recv_stop(&s->udp) == 0) {
+        s->paused = 1;
+        s->pauses++;
+    }
+}
+
+static void on_turn(uv_prepare_t *p) {
+    opsc_udp_listen_t *u = p->data;
+    int i;
+
+    for (i = 0; i < u->nsocks; i++) {
+        opsc__udp_sock_t *s = &u->socks[i];
+        s->turn_count = 0;
+        s->over = 0;
+        if (s->paused && !u->closing) {
+            s->paused = 0;
+            if (uv_udp_recv_start(&s->udp, udp_alloc_cb, udp_recv_cb) != 0) {
+                s->recv_errors++;
+            }
+        }
+    }
 }
 
 static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
@@ -165,7 +232,8 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     unsigned long long suppressed = 0;
 
     if (flags & UV_UDP_MMSG_FREE) {
-        return; /* end of a batch; the buffer is the socket's own */
+        maybe_pause(s); /* end of a batch; the buffer is the socket's own */
+        return;
     }
     if (nread < 0) {
         s->recv_errors++;
@@ -180,6 +248,10 @@ static void udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     }
     s->datagrams++;
     s->bytes += (uint64_t)nread;
+    s->turn_count++;
+    if (!(flags & UV_UDP_MMSG_CHUNK)) {
+        maybe_pause(s); /* one datagram per read (no recvmmsg): pausing now loses nothing */
+    }
     if (flags & UV_UDP_PARTIAL) {
         s->dropped[OPSC__UDP_DROP_TRUNCATED]++;
         return;
@@ -218,6 +290,27 @@ static void sock_closed(uv_handle_t *h) {
     s->rbuf = NULL;
     u->live--;
     maybe_finish(u);
+}
+
+static void turn_closed(uv_handle_t *h) {
+    opsc_udp_listen_t *u = h->data;
+
+    u->live--;
+    maybe_finish(u);
+}
+
+/* Close every handle; the last close callback frees u (maybe_finish). */
+static void close_all(opsc_udp_listen_t *u) {
+    int i;
+
+    for (i = 0; i < u->nsocks; i++) {
+        if (u->socks[i].initialized) {
+            uv_close((uv_handle_t *)&u->socks[i].udp, sock_closed);
+        }
+    }
+    if (u->turn_init) {
+        uv_close((uv_handle_t *)&u->turn, turn_closed);
+    }
 }
 
 static int bind_one(opsc_udp_listen_t *u, int idx, char *errbuf, size_t errlen) {
@@ -300,6 +393,10 @@ int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen, siz
     u->cb = cb;
     u->arg = arg;
     u->listen = *listen;
+    uv_prepare_init(loop, &u->turn);
+    u->turn.data = u;
+    u->turn_init = 1;
+    u->live++;
     for (i = 0; i < u->listen.count; i++) {
         err = bind_one(u, i, errbuf, errlen);
         if (err != 0) {
@@ -312,31 +409,43 @@ int opsc_udp_listen_start(uv_loop_t *loop, const opsc_listen_list_t *listen, siz
 error:
     /* Close what was opened; the last close callback frees u. */
     u->closing = 1;
-    for (i = 0; i < u->nsocks; i++) {
-        if (u->socks[i].initialized) {
-            uv_close((uv_handle_t *)&u->socks[i].udp, sock_closed);
-        }
-    }
-    if (u->live == 0) {
-        opsc_free(u);
-    }
+    close_all(u);
     return err;
 }
 
 void opsc_udp_listen_close(opsc_udp_listen_t *u, void (*done)(void *arg), void *arg) {
-    int i;
-
     if (u == NULL || u->closing) {
         return;
     }
     u->closing = 1;
     u->done = done;
     u->done_arg = arg;
-    for (i = 0; i < u->nsocks; i++) {
-        if (u->socks[i].initialized) {
-            uv_close((uv_handle_t *)&u->socks[i].udp, sock_closed);
-        }
+    close_all(u);
+}
+
+void opsc_udp_listen_set_max_per_wakeup(opsc_udp_listen_t *u, unsigned max) {
+    if (u == NULL || u->closing) {
+        return;
     }
+    u->max_per_wakeup = max;
+    if (max > 0) {
+        /* Runs every iteration but must not keep the loop alive by itself. */
+        uv_prepare_start(&u->turn, on_turn);
+        uv_unref((uv_handle_t *)&u->turn);
+    } else {
+        uv_prepare_stop(&u->turn);
+        on_turn(&u->turn); /* resume anything paused */
+    }
+}
+
+uint64_t opsc_udp_listen_pauses(const opsc_udp_listen_t *u) {
+    uint64_t n = 0;
+    int i;
+
+    for (i = 0; u != NULL && i < u->nsocks; i++) {
+        n += u->socks[i].pauses;
+    }
+    return n;
 }
 
 int opsc_udp_listen_port(const opsc_udp_listen_t *u, int idx) {
@@ -476,6 +585,14 @@ void opsc_udp_listen_metrics(opsc_buf_t *out, void *arg) {
         label(&lb, &u->socks[i], NULL);
         opsc_metrics_sample_u64(out, "opsc_snmp_receive_errors_total", lb.base,
                                 u->socks[i].recv_errors);
+    }
+    opsc_metrics_family(out, "opsc_snmp_wakeup_cap_pauses_total", "counter",
+                        "Times a listener stopped reading for the rest of a loop iteration because "
+                        "it reached snmp.max_per_wakeup.");
+    for (i = 0; i < u->nsocks; i++) {
+        label(&lb, &u->socks[i], NULL);
+        opsc_metrics_sample_u64(out, "opsc_snmp_wakeup_cap_pauses_total", lb.base,
+                                u->socks[i].pauses);
     }
     opsc_metrics_family(out, "opsc_snmp_socket_receive_buffer_bytes", "gauge",
                         "Receive buffer granted by the kernel (as getsockopt reports it).");

@@ -250,6 +250,14 @@ static const opsc_device_ref_t *device_find(const opsc_normalizer_t *n, const un
     }
 }
 
+const opsc_device_ref_t *opsc_normalizer_device(const opsc_normalizer_t *n, const char *ip) {
+    unsigned char a[16];
+    if (!n || addr_parse(ip, a) != 0) {
+        return NULL;
+    }
+    return device_find(n, a);
+}
+
 static int devices_build(opsc_normalizer_t *n, const opsc_device_ref_t *devices, size_t ndev) {
     n->devs = opsc_calloc(ndev ? ndev : 1, sizeof(*n->devs));
     size_t cap = 8;
@@ -570,13 +578,6 @@ size_t opsc_normalizer_devices_skipped(const opsc_normalizer_t *n) {
     return n ? n->skipped : 0;
 }
 
-const opsc_device_ref_t *opsc_normalizer_device(const opsc_normalizer_t *n, const char *ip) {
-    unsigned char a[16];
-    if (!n || addr_parse(ip, a) != 0) {
-        return NULL;
-    }
-    return device_find(n, a);
-}
 
 /* ---- small text helpers ------------------------------------------------------------------- */
 

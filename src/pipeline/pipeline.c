@@ -27,13 +27,14 @@
 #include "opsc/pipeline.h"
 #include "opsc/ring.h"
 #include "opsc/snmp_decode.h"
+#include "trap_storm.h"
 
 #define LOG "pipeline"
 #define BATCH 4096
 #define DEFAULT_INGEST (64u << 20)
 #define DEFAULT_CHANGES (4u << 20)
 
-enum { REC_DATAGRAM = 1, REC_NORMALIZER = 2, REC_ACTIVE = 3, REC_MAINT = 4 };
+enum { REC_DATAGRAM = 1, REC_NORMALIZER = 2, REC_ACTIVE = 3, REC_MAINT = 4, REC_STORM = 5 };
 
 /* Ingest ring record header; a datagram's bytes follow it. */
 typedef struct rec_s {
@@ -48,7 +49,7 @@ typedef struct rec_s {
         struct sockaddr_in6 in6;
     } from;
     void *ptr;  /* REC_NORMALIZER, REC_ACTIVE, REC_MAINT */
-    size_t n;   /* REC_ACTIVE */
+    size_t n;   /* REC_ACTIVE; REC_STORM: datagrams dropped (from AF_UNSPEC: a tick) */
 } rec_t;
 
 struct opsc_pipeline_s {
@@ -76,6 +77,7 @@ struct opsc_pipeline_s {
     opsc_snmp_decoder_t *dec;
     opsc_normalizer_t *norm;
     opsc_dedup_t *dedup;
+    opsc_trap_storm_t *storm; /* trap_storm alerts (trap_storm.c) */
     opsc_change_t *out_head, *out_tail; /* changes not yet in the change ring */
     unsigned char *scratch;
     opsc_buf_t reply;
@@ -174,6 +176,10 @@ static void emit_reply(opsc_pipeline_t *p, const rec_t *r) {
     memcpy(&c->reply_to, &r->from, sizeof(r->from));
     c->listener = r->listener;
     emit(p, c);
+}
+
+static void emit_cb(opsc_change_t *c, void *arg) {
+    emit(arg, c);
 }
 
 static void flush_repeats(opsc_pipeline_t *p) {
@@ -753,6 +759,13 @@ static void drain(opsc_pipeline_t *p) {
         case REC_MAINT:
             opsc__maint_set(&p->maint, r->ptr);
             break;
+        case REC_STORM:
+            if (r->from.sa.sa_family != AF_UNSPEC) {
+                opsc_trap_storm_report(p->storm, p->dedup, p->norm, &r->from.sa, r->n, r->wall_us);
+            } else if (p->have_active) {
+                opsc_trap_storm_tick(p->storm, p->dedup, r->wall_us);
+            }
+            break;
         default:
             break;
         }
@@ -861,6 +874,7 @@ static void loop_handle_closed(uv_handle_t *h) {
     opsc_free(p->scratch);
     opsc_buf_free(&p->reply);
     free_down_types(p);
+    opsc_trap_storm_destroy(p->storm); /* NULL after finish_stop; not after a failed start */
     opsc_free(p);
     if (done) {
         done(arg);
@@ -895,6 +909,8 @@ static void finish_stop(opsc_pipeline_t *p) {
     p->dedup = NULL;
     opsc__flap_destroy(p->flap);
     p->flap = NULL;
+    opsc_trap_storm_destroy(p->storm);
+    p->storm = NULL;
     opsc_free(p->down);
     p->down = NULL;
     p->ndown = p->capdown = 0;
@@ -972,6 +988,19 @@ int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len
     return 0;
 }
 
+int opsc_pipeline_push_storm(opsc_pipeline_t *p, const struct sockaddr *from, uint64_t dropped) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_STORM;
+    h.wall_us = opsc_now_us();
+    h.n = (size_t)dropped;
+    if (from) {
+        memcpy(&h.from, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                          : sizeof(struct sockaddr_in));
+    } /* else a tick: from stays AF_UNSPEC */
+    return p->stop_requested ? OPSC_EQUEUE_FULL : push_record(p, &h, NULL, 0);
+}
+
 int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, opsc_normalizer_t *n) {
     rec_t h;
     memset(&h, 0, sizeof(h));
@@ -1025,6 +1054,8 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     }
     p->scratch = opsc_malloc(OPSC_SNMP_DATAGRAM_MAX + 1);
     p->dedup = opsc_dedup_create(4096);
+    p->storm = opsc_trap_storm_create(opts->storm_rate, opts->storm_burst,
+                                      opts->storm_quiet_ms * 1000, emit_cb, p);
     int types_ok = 1;
     if (opts->ndown_alert_types > 0) {
         p->down_types = opsc_calloc(opts->ndown_alert_types, sizeof(*p->down_types));
@@ -1046,7 +1077,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
         p->expire_us[c] = ms > 0 ? ms * 1000 : 0;
         p->expiry_on |= p->expire_us[c] > 0;
     }
-    if (rc != 0 || !p->scratch || !p->dedup || !types_ok) {
+    if (rc != 0 || !p->scratch || !p->dedup || !p->storm || !types_ok) {
         opsc_errbuf_printf(errbuf, errlen, "pipeline: out of memory for the rings");
         rc = rc ? rc : OPSC_ENOMEM;
         goto error;
@@ -1104,6 +1135,7 @@ error:
     free_down_types(p);
     opsc__flap_destroy(p->flap);
     opsc_dedup_destroy(p->dedup);
+    opsc_trap_storm_destroy(p->storm);
     opsc_free(p->scratch);
     if (p->ingest) {
         opsc_ring_destroy(p->ingest);
@@ -1202,6 +1234,7 @@ void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
     opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"inform_response\"",
                             LOAD(p->n_informs));
     opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"report\"", LOAD(p->n_reports));
+    opsc_trap_storm_metrics(out, p->storm);
     opsc_metrics_one_u64(out, "opsc_pipeline_change_ring_waits_total", "counter",
                          "Times the pipeline paused because the change ring was full",
                          LOAD(p->n_change_ring_waits));

@@ -440,12 +440,187 @@ static void test_dual_stack_same_port(void **state) {
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/*
+ * snmp.max_per_wakeup: a flood already waiting in the kernel buffer is read
+ * at most `cap` datagrams per loop iteration, an idle handle runs between
+ * those slices, and nothing is lost or duplicated.
+ */
+#define FLOOD 2000
+
+typedef struct {
+    uv_loop_t loop;
+    uv_idle_t idle;
+    uv_timer_t deadline;
+    opsc_udp_listen_t *u;
+    int received;
+    int this_turn;   /* datagrams since the idle handle last ran */
+    int max_turn;    /* most datagrams in one iteration */
+    int turns;       /* iterations that delivered datagrams */
+    int idle_between; /* idle callbacks that ran while datagrams were still due */
+    int dup;
+    unsigned char seen[FLOOD];
+    int timed_out;
+} cap_fx_t;
+
+static void cap_on_datagram(const void *data, size_t len, const struct sockaddr *from,
+                            uint64_t recv_ns, int listener, void *arg) {
+    cap_fx_t *fx = arg;
+    unsigned i;
+
+    (void)from;
+    (void)recv_ns;
+    (void)listener;
+    if (len < 4 || sscanf(data, "%u", &i) != 1 || i >= FLOOD) {
+        return;
+    }
+    if (fx->seen[i]) {
+        fx->dup++;
+    }
+    fx->seen[i] = 1;
+    fx->received++;
+    fx->this_turn++;
+    if (fx->received == FLOOD) {
+        uv_stop(&fx->loop);
+    }
+}
+
+static void cap_idle_cb(uv_idle_t *h) {
+    cap_fx_t *fx = h->data;
+
+    if (fx->this_turn > 0) {
+        fx->turns++;
+        if (fx->this_turn > fx->max_turn) {
+            fx->max_turn = fx->this_turn;
+        }
+        if (fx->received < FLOOD) {
+            fx->idle_between++;
+        }
+    }
+    fx->this_turn = 0;
+}
+
+static void cap_deadline_cb(uv_timer_t *t) {
+    cap_fx_t *fx = t->data;
+
+    fx->timed_out = 1;
+    uv_stop(&fx->loop);
+}
+
+static void run_cap(unsigned cap, int *max_turn, int *turns, uint64_t *pauses) {
+    cap_fx_t *fx = calloc(1, sizeof(*fx));
+    opsc_listen_list_t list;
+    char err[256];
+    char buf[64];
+    struct sockaddr_storage self;
+    int closed = 0;
+    int fd;
+    int i;
+
+    assert_non_null(fx);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    memset(&list, 0, sizeof(list));
+    set_addr(&list.addr[0], AF_INET, "127.0.0.1", 0);
+    list.count = 1;
+    assert_int_equal(opsc_udp_listen_start(&fx->loop, &list, 0, cap_on_datagram, fx, &fx->u, err,
+                                           sizeof(err)),
+                     0);
+    opsc_udp_listen_set_max_per_wakeup(fx->u, cap);
+    /* The whole flood waits in the (16 MiB) receive buffer before the loop runs. */
+    fd = client_socket(AF_INET, opsc_udp_listen_port(fx->u, 0), &self);
+    for (i = 0; i < FLOOD; i++) {
+        int n = snprintf(buf, sizeof(buf), "%05d flood datagram", i);
+        assert_true(send(fd, buf, (size_t)n, 0) == n);
+    }
+    uv_idle_init(&fx->loop, &fx->idle);
+    fx->idle.data = fx;
+    uv_idle_start(&fx->idle, cap_idle_cb);
+    uv_timer_init(&fx->loop, &fx->deadline);
+    fx->deadline.data = fx;
+    uv_timer_start(&fx->deadline, cap_deadline_cb, DEADLINE_MS, 0);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    cap_idle_cb(&fx->idle); /* account the last slice */
+
+    assert_false(fx->timed_out);
+    assert_int_equal(fx->received, FLOOD);
+    assert_int_equal(fx->dup, 0);
+    *max_turn = fx->max_turn;
+    *turns = fx->turns;
+    *pauses = opsc_udp_listen_pauses(fx->u);
+    assert_true(fx->idle_between >= fx->turns - 1);
+
+    close(fd);
+    uv_close((uv_handle_t *)&fx->idle, NULL);
+    uv_close((uv_handle_t *)&fx->deadline, NULL);
+    opsc_udp_listen_close(fx->u, listen_done_int, &closed);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_true(closed);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    free(fx);
+}
+
+static void test_cap_below_batch(void **state) {
+    int max_turn;
+    int turns;
+    uint64_t pauses;
+
+    (void)state;
+    run_cap(7, &max_turn, &turns, &pauses);
+    assert_int_equal(max_turn, 7);
+    assert_true(turns >= FLOOD / 7);
+    assert_true(pauses >= (uint64_t)(FLOOD / 7 - 1));
+}
+
+/* 30 is neither a multiple of libuv's 20-message batch nor its own limit (40). */
+static void test_cap_across_batches(void **state) {
+    int max_turn;
+    int turns;
+    uint64_t pauses;
+
+    (void)state;
+    run_cap(30, &max_turn, &turns, &pauses);
+    assert_int_equal(max_turn, 30);
+    assert_true(turns >= FLOOD / 30);
+    assert_true(pauses > 0);
+}
+
+/* At libuv's own limit or above: still bounded, and no stop/start is needed for it. */
+static void test_cap_at_libuv_limit(void **state) {
+    int max_turn;
+    int turns;
+    uint64_t pauses;
+
+    (void)state;
+    run_cap(40, &max_turn, &turns, &pauses);
+    assert_true(max_turn <= 40);
+    assert_true(turns >= FLOOD / 40);
+    run_cap(35, &max_turn, &turns, &pauses);
+    assert_int_equal(max_turn, 35);
+    assert_true(turns >= FLOOD / 35);
+}
+
+/* Without a cap of ours, libuv's own (about 40 per readiness event) still slices the flood. */
+static void test_no_cap(void **state) {
+    int max_turn;
+    int turns;
+    uint64_t pauses;
+
+    (void)state;
+    run_cap(0, &max_turn, &turns, &pauses);
+    assert_true(max_turn <= 64);
+    assert_true(turns > 1);
+    assert_int_equal(pauses, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_receive_all),
         cmocka_unit_test(test_no_consumer),
         cmocka_unit_test(test_bind_failure),
         cmocka_unit_test(test_dual_stack_same_port),
+        cmocka_unit_test(test_cap_below_batch),
+        cmocka_unit_test(test_cap_across_batches),
+        cmocka_unit_test(test_cap_at_libuv_limit),
+        cmocka_unit_test(test_no_cap),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
