@@ -96,3 +96,66 @@ stop_ext_pg() {
     as_pg_user pg_ctl -D "$EXT_PG/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
     EXT_PG=""
 }
+
+# ---- a server on a throwaway PostgreSQL --------------------------------------
+# ext_server_config [SNMP_AND_MORE_YAML]: start a throwaway PostgreSQL, pick free
+# ports (HTTP_PORT, TRAP_PORT, and TRAP6_PORT on [::1] when WANT_V6=1), set CI
+# (psql conninfo) and BASE, and write $TMP/opsc.yaml. The argument follows the
+# snmp section's listen line: lines indented by two spaces extend snmp, lines
+# that are not start sections of their own. Default: "  communities: public".
+ext_server_config() {
+    start_ext_pg
+    CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
+    HTTP_PORT=$(free_port tcp)
+    TRAP_PORT=$(free_port udp)
+    BASE="http://127.0.0.1:$HTTP_PORT"
+    local listen="udp:127.0.0.1:$TRAP_PORT"
+    if [[ ${WANT_V6:-} == 1 ]]; then
+        TRAP6_PORT=$(free_port udp)
+        listen+=",udp6:[::1]:$TRAP6_PORT"
+    fi
+    cat >"$TMP/opsc.yaml" <<YAML
+data_dir: $TMP/data
+http:
+  listen: 127.0.0.1:$HTTP_PORT
+snmp:
+  listen: $listen
+${1:-  communities: public}
+YAML
+}
+
+# start_server [READY_SECONDS]: opsconductord on the throwaway database; SERVER is its pid.
+start_server() {
+    OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
+    SERVER=$!
+    CLEANUP_PIDS+=("$SERVER")
+    wait_for_code "$BASE/ready" 200 "${1:-30}" || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
+}
+
+# stop_server: SIGTERM, which must end it with exit status 0 within 10 s.
+stop_server() {
+    kill -TERM "$SERVER"
+    wait_exit "$SERVER" 10 || fail "no exit after SIGTERM"
+    [[ $EXIT_STATUS -eq 0 ]] || fail "exit status $EXIT_STATUS"
+}
+
+q() { psql -XAtq "$CI" -c "$1"; }
+
+# wait_q SQL EXPECTED SECONDS: until the query returns EXPECTED.
+wait_q() {
+    local deadline=$((SECONDS + $3)) got=""
+    while ((SECONDS < deadline)); do
+        got=$(q "$1" 2>&1 || true) # the database may be away for a moment
+        [[ $got == "$2" ]] && return 0
+        sleep 0.2
+    done
+    echo "got: $got  expected: $2" >&2
+    return 1
+}
+
+# metric NAME_WITH_LABELS: its value on /metrics, 0 when absent.
+metric() {
+    local m
+    m=$(curl -s --max-time 10 "$BASE/metrics")
+    awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? 0 : v) }' <<<"$m"
+}

@@ -5,41 +5,13 @@
 source "$(dirname "$0")/lib.sh"
 command -v snmptrap >/dev/null || fail "snmptrap not installed (apt-get install snmp)"
 
-start_ext_pg
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT
-  communities: public
-YAML
+ext_server_config
 
-q() { psql -XAtq "$CI" -c "$1"; }
-# wait_q SQL EXPECTED SECONDS
-wait_q() {
-    local deadline=$((SECONDS + $3)) got=""
-    while ((SECONDS < deadline)); do
-        got=$(q "$1")
-        [[ $got == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "got: $got  expected: $2" >&2
-    return 1
-}
-metric() { curl -s "$BASE/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
 # Flapping: more than 3 resolves within 4 s. Expiry: environment alerts after 3 s, others never.
 OPSC_CORRELATION_FLAP_THRESHOLD=3 OPSC_CORRELATION_FLAP_WINDOW=4s \
 OPSC_CORRELATION_EXPIRE_AFTER=0 OPSC_CORRELATION_EXPIRE_AFTER_BY_CATEGORY=environment=3s \
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
+start_server
 
 # Reference data by plain SQL: the server takes it in without a restart (NOTIFY).
 q "BEGIN;
@@ -148,5 +120,5 @@ wait_q "SELECT count(*) FROM alerts WHERE device_ip = '10.6.6.1' AND status = 'a
     fail "no new alert after expiry"
 ok "after expiry the fingerprint opens a new alert"
 
-kill -TERM "$SERVER"; wait_exit "$SERVER" 10 || fail "no exit"; [[ $EXIT_STATUS -eq 0 ]] || fail "exit $EXIT_STATUS"
+stop_server
 echo "all passed"

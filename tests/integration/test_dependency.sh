@@ -6,37 +6,9 @@
 source "$(dirname "$0")/lib.sh"
 command -v snmptrap >/dev/null || fail "snmptrap not installed (apt-get install snmp)"
 
-start_ext_pg
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT
-  communities: public
-YAML
+ext_server_config
+start_server
 
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
-
-q() { psql -XAtq "$CI" -c "$1"; }
-# wait_q SQL EXPECTED SECONDS
-wait_q() {
-    local deadline=$((SECONDS + $3)) got=""
-    while ((SECONDS < deadline)); do
-        got=$(q "$1")
-        [[ $got == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "got: $got  expected: $2" >&2
-    return 1
-}
 reloads() { curl -s "$BASE/metrics" | awk '$1 == "opsc_refdata_reloads_total" {print $2}'; }
 
 # One transaction: one NOTIFY per table, one (debounced) reload.
@@ -120,14 +92,11 @@ DOWN2=$(q "SELECT id FROM alerts WHERE alert_type = 'device_down' AND status = '
 link_down 10.9.9.2 10
 wait_q "SELECT status || ' ' || correlated_to_id FROM alerts WHERE device_ip = '10.9.9.2' AND source_alert_id LIKE '%/10'" \
        "suppressed $DOWN2" 10 || fail "linkDown 10 not suppressed"
-kill -TERM "$SERVER"; wait_exit "$SERVER" 10 || fail "no exit"; [[ $EXIT_STATUS -eq 0 ]] || fail "exit $EXIT_STATUS"
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || fail "not ready after restart"
+stop_server
+start_server
 trap_from 10.9.9.1 1.3.6.1.4.1.99999.0.2
 wait_q "SELECT status FROM alerts WHERE device_ip = '10.9.9.2' AND source_alert_id LIKE '%/10'" "active" 10 ||
     fail "after a restart, resolving the upstream did not reopen its suppressed alert"
 ok "after a restart, resolving the upstream still reopens what it suppressed"
-kill -TERM "$SERVER"; wait_exit "$SERVER" 10 || fail "no exit"; [[ $EXIT_STATUS -eq 0 ]] || fail "exit $EXIT_STATUS"
+stop_server
 echo "all passed"

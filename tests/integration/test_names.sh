@@ -18,43 +18,15 @@ HOSTS
     --addn-hosts="$TMP/hosts" --pid-file= --user=root --log-facility=- >>"$TMP/dnsmasq.log" 2>&1 &
 CLEANUP_PIDS+=("$!")
 
-start_ext_pg
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT
-  communities: public
+ext_server_config "  communities: public
   mib_dirs: [$TEST_OPSC_SOURCE_DIR/tests/fixtures/mibs]
 dns:
   servers: 127.0.0.1:$DNS_PORT
-  timeout: 500ms
-YAML
-
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
+  timeout: 500ms"
+start_server
 grep -q "MIB files: .* names" "$TMP/server.log" || { tail -n 20 "$TMP/server.log"; fail "the MIB directory was not read"; }
 ok "MIB files of snmp.mib_dirs indexed at start"
 
-q() { psql -XAtq "$CI" -c "$1"; }
-wait_q() { # wait_q SQL EXPECTED SECONDS
-    local deadline=$((SECONDS + $3)) got=""
-    while ((SECONDS < deadline)); do
-        got=$(q "$1")
-        [[ $got == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "got: $got  expected: $2" >&2
-    return 1
-}
-metric() { curl -s "$BASE/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
 T="127.0.0.1:$TRAP_PORT"
 IFX=1.3.6.1.2.1.2.2.1
@@ -117,5 +89,5 @@ wait_q "SELECT alert_type || ' | ' || title FROM alerts WHERE device_ip = '198.5
        "fan_failure | Fan 7 degraded on 198.51.100.9" 10 || fail "template with vendor object names"
 ok "title templates use object names from the MIB file"
 
-kill -TERM "$SERVER"; wait_exit "$SERVER" 10 || fail "no exit"; [[ $EXIT_STATUS -eq 0 ]] || fail "exit $EXIT_STATUS"
+stop_server
 echo "all passed"

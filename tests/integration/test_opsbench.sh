@@ -12,23 +12,8 @@ hex=$("$OPSBENCH" traps --dry-run)
 "$OPSBENCH" --help | grep -q -- '--dup-ratio' || fail "--help"
 ok "opsbench --dry-run and --help"
 
-start_ext_pg
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT
-  communities: public
-YAML
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
+ext_server_config
+start_server
 
 timeout 60 "$OPSBENCH" traps --target "127.0.0.1:$TRAP_PORT" --metrics "$BASE/metrics" \
     --count 20000 --devices 50 --interfaces 4 --clear-ratio 0 --rate 20000 --duration 10 >"$TMP/report.txt" ||

@@ -5,50 +5,21 @@
 source "$(dirname "$0")/lib.sh"
 command -v snmptrap >/dev/null || fail "snmptrap not installed (apt-get install snmp)"
 
-start_ext_pg
-PGDATA_EXT="$EXT_PG/data"
-PGSOCK="$EXT_PG"
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
-T="127.0.0.1:$TRAP_PORT"
-SPOOL="$TMP/data/spool"
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT
-  communities: public
 # Names by reverse DNS add 'updated' history rows of their own (test_names);
 # here every history row is counted, so they stay out.
+ext_server_config "  communities: public
 dns:
-  cache_ttl: 0
-YAML
+  cache_ttl: 0"
+PGDATA_EXT="$EXT_PG/data"
+PGSOCK="$EXT_PG"
+T="127.0.0.1:$TRAP_PORT"
+SPOOL="$TMP/data/spool"
 
 pg_down() { as_pg_user pg_ctl -D "$PGDATA_EXT" -m fast -w -t 30 stop >/dev/null; }
 pg_up() {
     as_pg_user pg_ctl -D "$PGDATA_EXT" -l "$EXT_PG/pg.log" -w -t 60 \
         -o "-k $PGSOCK -c listen_addresses= -c fsync=off" start >/dev/null ||
         fail "pg_ctl start: $(tail -n 5 "$EXT_PG/pg.log")"
-}
-start_server() {
-    OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-    SERVER=$!
-    CLEANUP_PIDS+=("$SERVER")
-    wait_for_code "$BASE/ready" 200 60 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
-}
-q() { psql -XAtq "$CI" -c "$1"; }
-wait_q() { # SQL EXPECTED SECONDS
-    local deadline=$((SECONDS + $3)) got=""
-    while ((SECONDS < deadline)); do
-        got=$(q "$1" 2>/dev/null || true)
-        [[ $got == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "got: $got  expected: $2" >&2
-    return 1
 }
 IFX=1.3.6.1.2.1.2.2.1
 down_trap() { # IFINDEX
@@ -58,7 +29,6 @@ down_inform() { # IFINDEX: succeeds only when answered
     timeout 20 snmpinform -Ln -t 3 -r 2 -v 2c -c public "$T" '' 1.3.6.1.6.3.1.1.5.3 \
         $IFX.1.$1 i "$1" $IFX.7.$1 i 1 $IFX.8.$1 i 2
 }
-metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 segments() { find "$SPOOL" -name '*.seg' 2>/dev/null | wc -l; }
 # No alert, no history row twice: one row per fingerprint among the open ones, and no
 # (alert, action, old, new) history row repeated.
@@ -70,7 +40,7 @@ no_doubles() {
     [[ $d == 0 ]] || fail "$1: $d history rows doubled"
 }
 
-start_server
+start_server 60
 ok "server ready with its journal in $SPOOL"
 
 # ---- (a) database outage while traps flow -----------------------------------------
@@ -113,7 +83,7 @@ wait_exit "$SERVER" 10 || fail "server did not die"
 (($(segments) >= 1)) || fail "no journal segment after kill -9"
 ok "5 INFORMs answered with PostgreSQL down, then kill -9 ($(segments) journal segments left)"
 pg_up
-start_server
+start_server 60
 # ready means the replay finished: the rows must be there at once, not eventually.
 got=$(q "SELECT count(*) || ' ' || sum(occurrence_count) FROM alerts WHERE alert_type = 'link_down'")
 [[ $got == "18 38" ]] || fail "after the restart: $got, expected 18 alerts with 38 occurrences"
@@ -129,7 +99,7 @@ ok "restart replayed the journal ($replayed records): all 5 alerts exactly once,
 for r in 1 2 3 4; do for i in 400 401 402 403 404; do down_trap "$i"; done; done
 kill -9 "$SERVER"
 wait_exit "$SERVER" 10 || fail "server did not die"
-start_server
+start_server 60
 sleep 1
 wait_q "SELECT count(*) FROM alerts WHERE alert_type = 'link_down' AND status = 'active'" "23" 20 ||
     fail "kill -9 mid-stream: expected 23 open link_down alerts"

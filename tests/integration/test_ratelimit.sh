@@ -10,47 +10,12 @@ command -v snmptrap >/dev/null || fail "snmptrap not installed (apt-get install 
 OPSBENCH="$TEST_OPSC_BIN_DIR/opsbench"
 [[ -x $OPSBENCH ]] || fail "no $OPSBENCH"
 
-start_ext_pg
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-TRAP6_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT,udp6:[::1]:$TRAP6_PORT
-  communities: public
+WANT_V6=1 ext_server_config "  communities: public
   per_source_rate: 50
   per_source_burst: 50
   storm_quiet: 3s
-  max_per_wakeup: 16
-YAML
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
-
-q() { psql -XAtq "$CI" -c "$1"; }
-# wait_q SQL EXPECTED SECONDS
-wait_q() {
-    local deadline=$((SECONDS + $3)) got=""
-    while ((SECONDS < deadline)); do
-        got=$(q "$1")
-        [[ $got == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "got: $got  expected: $2" >&2
-    return 1
-}
-# metric NAME_WITH_LABELS -> its value (0 when absent)
-metric() {
-    local m
-    m=$(curl -s --max-time 10 "$BASE/metrics")
-    awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? 0 : v) }' <<<"$m"
-}
+  max_per_wakeup: 16"
+start_server
 
 q "INSERT INTO devices (ip_address, name) VALUES ('127.0.0.1', 'blaster-1')" >/dev/null
 reloaded=""

@@ -4,38 +4,22 @@
 source "$(dirname "$0")/lib.sh"
 command -v snmptrap >/dev/null || fail "snmptrap not installed (apt-get install snmp)"
 
-start_ext_pg
-CI="host=$EXT_PG user=opsc_ext dbname=opsc_ext"
-HTTP_PORT=$(free_port tcp)
-TRAP_PORT=$(free_port udp)
-TRAP6_PORT=$(free_port udp)
-BASE="http://127.0.0.1:$HTTP_PORT"
 ENGINE=0x80001f8804616c696365
-cat >"$TMP/opsc.yaml" <<YAML
-data_dir: $TMP/data
-http:
-  listen: 127.0.0.1:$HTTP_PORT
-snmp:
-  listen: udp:127.0.0.1:$TRAP_PORT,udp6:[::1]:$TRAP6_PORT
-  communities: public,private
+WANT_V6=1 ext_server_config "  communities: public,private
   v3_users:
     - name: alice
       auth_protocol: SHA
       auth_passphrase: alice-auth-pass
       priv_protocol: AES
       priv_passphrase: alice-priv-pass
-      engine_id: "$ENGINE"
+      engine_id: \"$ENGINE\"
     - name: bob
       auth_protocol: SHA-256
       auth_passphrase: bob-auth-pass1
-      priv_protocol: none
-YAML
+      priv_protocol: none"
 
 # The server migrates an empty database; a device row makes the names real.
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || { tail -n 30 "$TMP/server.log"; fail "not ready"; }
+start_server
 psql -XAtq "$CI" -c "INSERT INTO devices (ip_address, name) VALUES ('127.0.0.1', 'core-rtr-1')" >/dev/null
 # A change made by plain SQL reaches the running server (trigger + NOTIFY) within 2 s.
 t0=$SECONDS
@@ -53,18 +37,6 @@ link() { # link down|up IFINDEX [extra snmptrap args...]
     local oid=1.3.6.1.6.3.1.1.5.3; [[ $1 == up ]] && oid=1.3.6.1.6.3.1.1.5.4
     local idx=$2; shift 2
     snmptrap -Ln "$@" '' "$oid" $IFX.1.$idx i "$idx" $IFX.7.$idx i 1 $IFX.8.$idx i 2
-}
-q() { psql -XAtq "$CI" -c "$1"; }
-# wait_q SQL EXPECTED SECONDS
-wait_q() {
-    local deadline=$((SECONDS + $3)) got=""
-    while ((SECONDS < deadline)); do
-        got=$(q "$1")
-        [[ $got == "$2" ]] && return 0
-        sleep 0.2
-    done
-    echo "got: $got  expected: $2" >&2
-    return 1
 }
 
 for _ in $(seq 1 50); do link down 3 -v 2c -c public "$T"; done
@@ -136,14 +108,11 @@ wait_q "SELECT count(*) FROM alerts WHERE device_ip = '::1'" 1 10 || fail "IPv6 
 ok "IPv6 trap"
 
 # Restart: the active index is rebuilt from the database; repeats keep counting.
-kill -TERM "$SERVER"; wait_exit "$SERVER" 10 || fail "no exit"; [[ $EXIT_STATUS -eq 0 ]] || fail "exit $EXIT_STATUS"
-OPSC_DATABASE_URL="$EXT_URL" "$BIN" --config "$TMP/opsc.yaml" >>"$TMP/server.log" 2>&1 &
-SERVER=$!
-CLEANUP_PIDS+=("$SERVER")
-wait_for_code "$BASE/ready" 200 30 || fail "not ready after restart"
+stop_server
+start_server
 link down 4 -v 2c -c public "$T"
 wait_q "SELECT count(*) || ' ' || max(occurrence_count) FROM alerts WHERE alert_type = 'link_down' AND status = 'active' AND source_alert_id LIKE '%/4'" "1 2" 10 ||
     fail "a repeat after restart opened a new alert"
 ok "after a restart, a repeat counts on the existing alert"
-kill -TERM "$SERVER"; wait_exit "$SERVER" 10 || fail "no exit"; [[ $EXIT_STATUS -eq 0 ]] || fail "exit $EXIT_STATUS"
+stop_server
 echo "all passed"
