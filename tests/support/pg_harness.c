@@ -10,6 +10,7 @@
  * (abort, SIGKILL from a test timeout).
  */
 #include "support/pg_harness.h"
+#include "support/loop_util.h"
 
 #include "opsc/fsutil.h"
 
@@ -622,4 +623,18 @@ int opsc_test_pg_create_db(const opsc_test_pg_t *pg, const char *dbname, char *o
         return -1;
     }
     return 0;
+}
+
+int opsc_test_pg_env_setup(opsc_test_pg_t *pg, uv_loop_t *loop, opsc_log_level_t level) {
+    opsc_log_set_level(level);
+    uv_loop_init(loop);
+    return opsc_test_pg_start(pg);
+}
+
+void opsc_test_pg_env_teardown(opsc_test_pg_t *pg, uv_loop_t *loop) {
+    opsc_test_drain(loop);
+    uv_loop_close(loop);
+    if (pg->pid > 0) {
+        opsc_test_pg_stop(pg);
+    }
 }

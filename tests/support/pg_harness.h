@@ -4,6 +4,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
+#include "opsc/log.h"
+
 /*
  * A throwaway PostgreSQL for tests: initdb into a fresh directory under /tmp,
  * start `postgres` on a private unix socket (as the "postgres" user when the
@@ -32,6 +36,15 @@ void opsc_test_pg_stop(opsc_test_pg_t *pg);
 int opsc_test_pg_psql(const opsc_test_pg_t *pg, const char *sql, char *out, size_t outlen);
 /** Create a fresh database; returns its conninfo in out. 0 or -1. */
 int opsc_test_pg_create_db(const opsc_test_pg_t *pg, const char *dbname, char *out, size_t outlen);
+
+/*
+ * The usual cmocka group set-up of a test file that talks to PostgreSQL from a
+ * loop: log level, `loop` initialised, the cluster started (pg->pid > 0 then).
+ * 0, or -1 when the cluster did not start. The teardown drains and closes the
+ * loop and stops the cluster if it started.
+ */
+int opsc_test_pg_env_setup(opsc_test_pg_t *pg, uv_loop_t *loop, opsc_log_level_t level);
+void opsc_test_pg_env_teardown(opsc_test_pg_t *pg, uv_loop_t *loop);
 
 /*
  * Lower-level pieces, also used to fake "a postmaster left over by a killed

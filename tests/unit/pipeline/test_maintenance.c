@@ -205,7 +205,6 @@ static void test_intervals_and_boundaries(void **state) {
 
 static opsc_test_pg_t g_pg;
 static uv_loop_t g_loop;
-static int g_pg_started;
 
 static void on_migrated(int err, int applied, const char *message, void *arg) {
     (void)applied;
@@ -398,22 +397,12 @@ static void test_loader_recurrence_dst(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    opsc_log_set_level(OPSC_LOG_ERROR);
-    uv_loop_init(&g_loop);
-    if (opsc_test_pg_start(&g_pg) != 0) {
-        return -1;
-    }
-    g_pg_started = 1;
-    return 0;
+    return opsc_test_pg_env_setup(&g_pg, &g_loop, OPSC_LOG_ERROR);
 }
 
 static int teardown(void **state) {
     (void)state;
-    opsc_test_drain(&g_loop);
-    uv_loop_close(&g_loop);
-    if (g_pg_started) {
-        opsc_test_pg_stop(&g_pg);
-    }
+    opsc_test_pg_env_teardown(&g_pg, &g_loop);
     return 0;
 }
 

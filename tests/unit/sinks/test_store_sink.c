@@ -32,7 +32,6 @@
 
 static opsc_test_pg_t g_pg;
 static uv_loop_t g_loop;
-static int g_pg_started;
 static int g_db_seq;
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -329,22 +328,12 @@ static void assert_alert_eq(const opsc_alert_t *a, const opsc_alert_t *b) {
 
 static int setup(void **state) {
     (void)state;
-    opsc_log_set_level(OPSC_LOG_ERROR);
-    uv_loop_init(&g_loop);
-    if (opsc_test_pg_start(&g_pg) != 0) {
-        return -1;
-    }
-    g_pg_started = 1;
-    return 0;
+    return opsc_test_pg_env_setup(&g_pg, &g_loop, OPSC_LOG_ERROR);
 }
 
 static int teardown(void **state) {
     (void)state;
-    opsc_test_drain(&g_loop);
-    uv_loop_close(&g_loop);
-    if (g_pg_started) {
-        opsc_test_pg_stop(&g_pg);
-    }
+    opsc_test_pg_env_teardown(&g_pg, &g_loop);
     return 0;
 }
 
