@@ -29,6 +29,7 @@
 #include "opsc/log.h"
 #include "opsc/metrics.h"
 #include "opsc/spool.h"
+#include "opsc/wake.h"
 
 #define LOG "spool"
 #define SEG_MAGIC "OPSCSPL"
@@ -85,7 +86,7 @@ struct opsc_spool_s {
     uint64_t job_t0;
     uint64_t disk_bytes; /* copy of what the writer published */
     size_t nsegs;
-    uv_async_t async;
+    opsc_wake_t async; /* the writer thread -> the loop (opsc/wake.h: no uv_async spin) */
     uv_timer_t timer;
     int closing, handles_open;
     void (*close_done)(void *);
@@ -420,7 +421,7 @@ static void writer_main(void *arg) {
         }
         publish_totals(s);
         uv_mutex_unlock(&s->mu);
-        uv_async_send(&s->async);
+        opsc_wake_send(&s->async);
         uv_mutex_lock(&s->mu);
     }
     uv_mutex_unlock(&s->mu);
@@ -466,7 +467,7 @@ static void on_timer(uv_timer_t *t) {
 
 static void maybe_finish_close(opsc_spool_t *s);
 
-static void on_async(uv_async_t *a) {
+static void on_async(opsc_wake_t *a) {
     opsc_spool_t *s = a->data;
     uv_mutex_lock(&s->mu);
     int done = s->job_done, err = s->job_err;
@@ -1084,7 +1085,11 @@ int opsc_spool_open(uv_loop_t *loop, const opsc_spool_options_t *o, opsc_spool_t
     if ((rc = recover(s, errbuf, errlen)) != 0) {
         goto error;
     }
-    uv_async_init(loop, &s->async, on_async);
+    if ((rc = opsc_wake_init(loop, &s->async, on_async)) != 0) {
+        opsc_errbuf_printf(errbuf, errlen, "spool: cannot create its wake-up eventfd: %s",
+                           opsc_strerror(rc));
+        goto error;
+    }
     s->async.data = s;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
@@ -1093,7 +1098,7 @@ int opsc_spool_open(uv_loop_t *loop, const opsc_spool_options_t *o, opsc_spool_t
         opsc_errbuf_printf(errbuf, errlen, "spool writer thread: %s", opsc_strerror(rc));
         /* handles are initialised: the caller must close; keep it simple and leak nothing */
         s->closing = 1;
-        uv_close((uv_handle_t *)&s->async, NULL);
+        opsc_wake_close(&s->async, NULL);
         uv_close((uv_handle_t *)&s->timer, NULL);
         *out = NULL;
         return rc; /* s is freed after the closes by nobody: accepted, start-up fails anyway */
@@ -1125,8 +1130,13 @@ error:
 
 /* ---- close ------------------------------------------------------------------------ */
 
+static void handle_gone(opsc_spool_t *s);
+
 static void on_handle_closed(uv_handle_t *h) {
-    opsc_spool_t *s = h->data;
+    handle_gone(h->data);
+}
+
+static void handle_gone(opsc_spool_t *s) {
     if (--s->handles_open > 0) {
         return;
     }
@@ -1150,9 +1160,13 @@ static void on_handle_closed(uv_handle_t *h) {
     }
 }
 
+static void on_wake_closed(opsc_wake_t *w) {
+    handle_gone(w->data);
+}
+
 static void maybe_finish_close(opsc_spool_t *s) {
     if (!s->closing || s->handles_open == 0 || s->inflight || s->reading ||
-        uv_is_closing((uv_handle_t *)&s->async)) {
+        opsc_wake_is_closing(&s->async)) {
         return;
     }
     if (s->pending.len > 0) {
@@ -1167,7 +1181,7 @@ static void maybe_finish_close(opsc_spool_t *s) {
     uv_thread_join(&s->thread);
     s->thread_started = 0;
     uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->async, on_handle_closed);
+    opsc_wake_close(&s->async, on_wake_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 

@@ -27,6 +27,7 @@
 #include "opsc/pipeline.h"
 #include "opsc/ring.h"
 #include "opsc/snmp_decode.h"
+#include "opsc/wake.h"
 #include "trap_storm.h"
 
 #define LOG "pipeline"
@@ -60,7 +61,7 @@ struct opsc_pipeline_s {
     void *arg;
 
     /* loop thread side */
-    uv_async_t loop_wake;
+    opsc_wake_t loop_wake;
     uv_timer_t loop_retry;
     uint64_t ring_full_drops;
     int stop_requested;
@@ -71,7 +72,7 @@ struct opsc_pipeline_s {
     /* pipeline thread side */
     uv_thread_t thread;
     uv_loop_t ploop;
-    uv_async_t wake;
+    opsc_wake_t wake;
     uv_timer_t retry; /* change ring full: try again shortly */
     opsc_snmp_decoder_options_t snmp;
     opsc_snmp_decoder_t *dec;
@@ -160,7 +161,7 @@ static int push_changes(opsc_pipeline_t *p) {
         pushed++;
     }
     if (pushed && opsc_ring_should_wake(p->changes)) {
-        uv_async_send(&p->loop_wake);
+        opsc_wake_send(&p->loop_wake);
     }
     return p->out_head ? -1 : 0;
 }
@@ -784,22 +785,22 @@ static void drain(opsc_pipeline_t *p) {
         return;
     }
     if (n == BATCH) {
-        uv_async_send(&p->wake); /* more to do: yield to stop requests, then continue */
+        opsc_wake_send(&p->wake); /* more to do: yield to stop requests, then continue */
         return;
     }
     /* Going to sleep: say so, then look once more (no lost wake-up). */
     opsc_ring_consumer_sleeping(p->ingest);
     if (opsc_ring_peek(p->ingest, &len) != NULL) {
         opsc_ring_consumer_awake(p->ingest);
-        uv_async_send(&p->wake);
+        opsc_wake_send(&p->wake);
     } else if (atomic_load(&p->stopping) && !p->out_head) {
         uv_stop(&p->ploop);
     }
 }
 
 
-static void on_wake(uv_async_t *h) {
-    drain(h->data);
+static void on_wake(opsc_wake_t *w) {
+    drain(w->data);
 }
 
 static void on_retry(uv_timer_t *t) {
@@ -842,7 +843,7 @@ static void thread_main(void *arg) {
     opsc_snmp_decoder_destroy(p->dec);
     p->dec = NULL;
     atomic_store(&p->exited, 1);
-    uv_async_send(&p->loop_wake);
+    opsc_wake_send(&p->loop_wake);
 }
 
 /* ---- loop thread ------------------------------------------------------------------------ */
@@ -862,8 +863,13 @@ static void free_down_types(opsc_pipeline_t *p) {
     p->ndown_types = 0;
 }
 
+static void loop_handle_gone(opsc_pipeline_t *p);
+
 static void loop_handle_closed(uv_handle_t *h) {
-    opsc_pipeline_t *p = h->data;
+    loop_handle_gone(h->data);
+}
+
+static void loop_handle_gone(opsc_pipeline_t *p) {
     if (--p->loop_handles > 0) {
         return;
     }
@@ -879,6 +885,10 @@ static void loop_handle_closed(uv_handle_t *h) {
     if (done) {
         done(arg);
     }
+}
+
+static void loop_wake_closed(opsc_wake_t *w) {
+    loop_handle_gone(w->data);
 }
 
 static void finish_stop(opsc_pipeline_t *p) {
@@ -914,7 +924,7 @@ static void finish_stop(opsc_pipeline_t *p) {
     opsc_free(p->down);
     p->down = NULL;
     p->ndown = p->capdown = 0;
-    uv_close((uv_handle_t *)&p->wake, NULL);
+    opsc_wake_close(&p->wake, NULL);
     uv_close((uv_handle_t *)&p->retry, NULL);
     opsc__maint_close(&p->maint);
     uv_close((uv_handle_t *)&p->corr_timer, NULL);
@@ -923,7 +933,7 @@ static void finish_stop(opsc_pipeline_t *p) {
         uv_run(&p->ploop, UV_RUN_NOWAIT);
     }
     p->loop_handles = 2;
-    uv_close((uv_handle_t *)&p->loop_wake, loop_handle_closed);
+    opsc_wake_close(&p->loop_wake, loop_wake_closed);
     uv_close((uv_handle_t *)&p->loop_retry, loop_handle_closed);
 }
 
@@ -943,16 +953,16 @@ static void loop_drain(opsc_pipeline_t *p) {
     opsc_ring_consumer_sleeping(p->changes);
     if (opsc_ring_peek(p->changes, &len) != NULL) {
         opsc_ring_consumer_awake(p->changes);
-        uv_async_send(&p->loop_wake);
+        opsc_wake_send(&p->loop_wake);
         return;
     }
-    if (p->stop_requested && atomic_load(&p->exited) && !uv_is_closing((uv_handle_t *)&p->loop_wake)) {
+    if (p->stop_requested && atomic_load(&p->exited) && !opsc_wake_is_closing(&p->loop_wake)) {
         finish_stop(p);
     }
 }
 
-static void on_loop_wake(uv_async_t *h) {
-    loop_drain(h->data);
+static void on_loop_wake(opsc_wake_t *w) {
+    loop_drain(w->data);
 }
 
 static int push_record(opsc_pipeline_t *p, const rec_t *hdr, const void *data, size_t len) {
@@ -966,7 +976,7 @@ static int push_record(opsc_pipeline_t *p, const rec_t *hdr, const void *data, s
     }
     opsc_ring_commit(p->ingest);
     if (opsc_ring_should_wake(p->ingest)) {
-        uv_async_send(&p->wake);
+        opsc_wake_send(&p->wake);
     }
     return 0;
 }
@@ -1083,8 +1093,20 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
         goto error;
     }
     uv_loop_init(&p->ploop);
-    uv_async_init(&p->ploop, &p->wake, on_wake);
+    rc = opsc_wake_init(&p->ploop, &p->wake, on_wake);
+    if (rc == 0 && (rc = opsc_wake_init(loop, &p->loop_wake, on_loop_wake)) != 0) {
+        opsc_wake_close(&p->wake, NULL);
+    }
+    if (rc != 0) {
+        /* Out of file descriptors at start-up. */
+        opsc_errbuf_printf(errbuf, errlen, "pipeline: cannot create its wake-up eventfd: %s",
+                           uv_strerror(rc));
+        uv_run(&p->ploop, UV_RUN_NOWAIT);
+        uv_loop_close(&p->ploop);
+        goto error;
+    }
     p->wake.data = p;
+    p->loop_wake.data = p;
     uv_timer_init(&p->ploop, &p->retry);
     p->retry.data = p;
     opsc__maint_hooks_t mh = {.emit = maint_emit, .upstream = maint_upstream, .kick = maint_kick,
@@ -1095,8 +1117,6 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     if (p->flap || p->expiry_on) {
         uv_timer_start(&p->corr_timer, on_corr_tick, CORR_TICK_MS, CORR_TICK_MS);
     }
-    uv_async_init(loop, &p->loop_wake, on_loop_wake);
-    p->loop_wake.data = p;
     uv_timer_init(loop, &p->loop_retry);
     p->loop_retry.data = p;
     opsc_ring_consumer_sleeping(p->changes);
@@ -1115,7 +1135,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
     }
     uv_sem_destroy(&p->started);
     if (rc != 0) {
-        uv_close((uv_handle_t *)&p->wake, NULL);
+        opsc_wake_close(&p->wake, NULL);
         uv_close((uv_handle_t *)&p->retry, NULL);
         opsc__maint_close(&p->maint);
         uv_close((uv_handle_t *)&p->corr_timer, NULL);
@@ -1124,7 +1144,7 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
         }
         p->stop_done = NULL;
         p->loop_handles = 2;
-        uv_close((uv_handle_t *)&p->loop_wake, loop_handle_closed);
+        opsc_wake_close(&p->loop_wake, loop_wake_closed);
         uv_close((uv_handle_t *)&p->loop_retry, loop_handle_closed);
         return rc;
     }
@@ -1152,7 +1172,7 @@ void opsc_pipeline_stop(opsc_pipeline_t *p, void (*done)(void *arg), void *arg) 
     p->stop_done = done;
     p->stop_arg = arg;
     atomic_store(&p->stopping, 1);
-    uv_async_send(&p->wake);
+    opsc_wake_send(&p->wake);
 }
 
 /* ---- metrics ---------------------------------------------------------------------------- */
