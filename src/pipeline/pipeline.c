@@ -693,6 +693,37 @@ static void reopen_orphan(opsc_dedup_entry_t *e, void *arg) {
     reopen_one(e, &ra);
 }
 
+/*
+ * New reference data: an alert suppressed by an upstream that its device no
+ * longer depends on (the dependency row was deleted or changed) goes back to
+ * active, as when the upstream resolves.
+ */
+static void reopen_unrelated(opsc_dedup_entry_t *e, void *arg) {
+    opsc_pipeline_t *p = arg;
+    if (!e->has_correlated_to || e->status != OPSC_STATUS_SUPPRESSED || e->maint_suppressed) {
+        return;
+    }
+    const char *upstream_device = NULL;
+    for (size_t i = 0; i < p->ndown; i++) {
+        if (memcmp(&p->down[i]->id, &e->correlated_to, sizeof(e->correlated_to)) == 0) {
+            upstream_device = p->down[i]->device;
+            break;
+        }
+    }
+    if (!upstream_device) {
+        return; /* reopen_orphan's case: handled when the upstream left the index */
+    }
+    const char *ups[UPSTREAM_MAX];
+    size_t n = opsc_normalizer_upstreams(p->norm, e->device, ups, UPSTREAM_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ups[i], upstream_device) == 0) {
+            return; /* still depends on it */
+        }
+    }
+    reopen_arg_t ra = {.p = p, .upstream = e->correlated_to, .now_us = opsc_now_us()};
+    reopen_one(e, &ra);
+}
+
 static void take_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
     for (size_t i = 0; i < n; i++) {
         opsc_alert_t *a = alerts[i];
@@ -753,6 +784,9 @@ static void drain(opsc_pipeline_t *p) {
             }
             p->norm = r->ptr;
             p->have_norm = 1;
+            if (p->have_active && p->ndown > 0) {
+                opsc_dedup_each(p->dedup, reopen_unrelated, p);
+            }
             break;
         case REC_ACTIVE:
             take_active(p, r->ptr, r->n);

@@ -98,5 +98,19 @@ trap_from 10.9.9.1 1.3.6.1.4.1.99999.0.2
 wait_q "SELECT status FROM alerts WHERE device_ip = '10.9.9.2' AND source_alert_id LIKE '%/10'" "active" 10 ||
     fail "after a restart, resolving the upstream did not reopen its suppressed alert"
 ok "after a restart, resolving the upstream still reopens what it suppressed"
+wait_q "SELECT coalesce(correlation_rule, 'NULL') || ' ' || coalesce(correlated_to_id::text, 'NULL') FROM alerts WHERE device_ip = '10.9.9.2' AND source_alert_id LIKE '%/10'" \
+       "NULL NULL" 5 || fail "a reopened alert still names its former upstream"
+ok "a reopened alert is no longer correlated (correlation_rule and correlated_to_id NULL)"
+
+# Deleting the dependency by SQL releases what it suppressed.
+trap_from 10.9.9.1 1.3.6.1.4.1.99999.0.1
+wait_q "SELECT count(*) FROM alerts WHERE alert_type = 'device_down' AND status = 'active'" 1 10 || fail "third device_down"
+link_down 10.9.9.3 11
+wait_q "SELECT status || ' ' || correlation_rule FROM alerts WHERE device_ip = '10.9.9.3' AND source_alert_id LIKE '%/11'" \
+       "suppressed upstream_dependency" 10 || fail "linkDown 11 of 10.9.9.3 not suppressed (transitively)"
+q "DELETE FROM dependencies WHERE device_ip = '10.9.9.3'" >/dev/null
+wait_q "SELECT status || ' ' || coalesce(correlation_rule, 'NULL') FROM alerts WHERE device_ip = '10.9.9.3' AND source_alert_id LIKE '%/11'" \
+       "active NULL" 10 || fail "deleting the dependency did not release the suppressed alert"
+ok "deleting a dependency by SQL releases the alert it suppressed (reopened, no restart)"
 stop_server
 echo "all passed"
