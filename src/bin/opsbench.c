@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +169,20 @@ static void vb_if(wbuf_t *list, uint32_t column, uint32_t ifindex, int64_t v) {
  * when clear), ifIndex/ifAdminStatus/ifOperStatus, snmpTrapAddress.0 = addr.
  * Returns the length, 0 when it does not fit.
  */
-static size_t encode_trap(unsigned char *out, size_t cap, const char *community, int32_t reqid,
+/*
+ * Who the traps come from: a v2c community, or (version 3) a USM user at
+ * security level noAuthNoPriv on the sender's engine ID. Authenticated and
+ * encrypted v3 traffic is tested with net-snmp's own snmptrap (test_traps).
+ */
+typedef struct sender_s {
+    const char *community; /* v2c */
+    bool v3;
+    const char *user;
+    unsigned char engine[32];
+    size_t engine_len;
+} sender_t;
+
+static size_t encode_trap(unsigned char *out, size_t cap, const sender_t *from, int32_t reqid,
                           uint32_t uptime, bool clear, uint32_t ifindex, const unsigned char addr[4]) {
     unsigned char vbuf[256], pbuf[300], tmpv[32];
     wbuf_t list = {vbuf, 0, sizeof vbuf, false};
@@ -198,9 +212,38 @@ static size_t encode_trap(unsigned char *out, size_t cap, const char *community,
 
     unsigned char mbuf[DGRAM_MAX + 64];
     wbuf_t msg = {mbuf, 0, sizeof mbuf, false};
-    ber_int(&msg, 0x02, 1); /* version: v2c */
-    ber_tlv(&msg, 0x04, community, strlen(community));
-    ber_wrap(&msg, 0xa7, &pdu);
+    if (!from->v3) {
+        ber_int(&msg, 0x02, 1); /* version: v2c */
+        ber_tlv(&msg, 0x04, from->community, strlen(from->community));
+        ber_wrap(&msg, 0xa7, &pdu);
+    } else {
+        unsigned char gbuf[32], sbuf[128], spbuf[136], cbuf[DGRAM_MAX];
+        wbuf_t global = {gbuf, 0, sizeof gbuf, false};
+        ber_int(&global, 0x02, reqid);  /* msgID */
+        ber_int(&global, 0x02, 65507);  /* msgMaxSize */
+        ber_tlv(&global, 0x04, "\0", 1); /* msgFlags: noAuthNoPriv, not reportable */
+        ber_int(&global, 0x02, 3);      /* msgSecurityModel: USM */
+        wbuf_t sec = {sbuf, 0, sizeof sbuf, false};
+        ber_tlv(&sec, 0x04, from->engine, from->engine_len);
+        ber_int(&sec, 0x02, 1); /* engine boots */
+        ber_int(&sec, 0x02, 0); /* engine time */
+        ber_tlv(&sec, 0x04, from->user, strlen(from->user));
+        ber_tlv(&sec, 0x04, "", 0); /* no authentication parameters */
+        ber_tlv(&sec, 0x04, "", 0); /* no privacy parameters */
+        wbuf_t secseq = {spbuf, 0, sizeof spbuf, false};
+        ber_wrap(&secseq, 0x30, &sec);
+        wbuf_t scoped = {cbuf, 0, sizeof cbuf, false};
+        ber_tlv(&scoped, 0x04, from->engine, from->engine_len); /* contextEngineID */
+        ber_tlv(&scoped, 0x04, "", 0);                         /* contextName */
+        ber_wrap(&scoped, 0xa7, &pdu);
+        ber_int(&msg, 0x02, 3); /* version: v3 */
+        ber_wrap(&msg, 0x30, &global);
+        ber_wrap(&msg, 0x04, &secseq);
+        ber_wrap(&msg, 0x30, &scoped);
+        if (global.overflow || sec.overflow || secseq.overflow || scoped.overflow) {
+            return 0;
+        }
+    }
 
     wbuf_t top = {out, 0, cap, false};
     ber_wrap(&top, 0x30, &msg);
@@ -382,11 +425,32 @@ typedef struct {
     double duration;
     uint32_t devices, interfaces;
     double dup_ratio, clear_ratio;
-    const char *community;
+    sender_t from;
     bool dry_run;
     bool mutate;
     uint64_t seed;
 } opts_t;
+
+/* "0x8000..." or "8000...": up to cap bytes. */
+static bool parse_hex(const char *s, unsigned char *out, size_t cap, size_t *n) {
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        s += 2;
+    }
+    size_t len = strlen(s);
+    if (len == 0 || len % 2 || len / 2 > cap) {
+        return false;
+    }
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)s[2 * i]) ||
+            !isxdigit((unsigned char)s[2 * i + 1])) {
+            return false;
+        }
+        out[i] = (unsigned char)v;
+    }
+    *n = len / 2;
+    return true;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -406,8 +470,10 @@ static void usage(FILE *f) {
             "  --interfaces I         interfaces per device (default 1)\n"
             "  --dup-ratio R          share of traps that repeat an active linkDown (default 0.9)\n"
             "  --clear-ratio C        share of traps that are linkUp clears (default 0)\n"
-            "  --version 2c           SNMP version (only 2c)\n"
-            "  --community NAME       community (default public)\n"
+            "  --version 2c|3         SNMP version (default 2c); 3 sends noAuthNoPriv traps\n"
+            "  --community NAME       v2c community (default public)\n"
+            "  --user NAME            v3 user (default opsbench)\n"
+            "  --engine-id HEX        v3: the sender's engine ID, 5-32 bytes (default 8000e2f00101)\n"
             "  --seed N               random seed of the traffic mix (default 1)\n"
             "  --mutate               damage every datagram (truncations, flipped bytes, bad\n"
             "                         lengths, garbage): checks that bad input is only counted\n"
@@ -551,7 +617,7 @@ static int build_pool(pool_t *p, const opts_t *o) {
         }
         unsigned char addr[4];
         device_addr(fp / o->interfaces, addr);
-        size_t l = encode_trap(p->data + k * DGRAM_MAX, DGRAM_MAX, o->community,
+        size_t l = encode_trap(p->data + k * DGRAM_MAX, DGRAM_MAX, &o->from,
                                (int32_t)(k & 0x7fffffff) + 1, (uint32_t)(k * 7 + 100), clear,
                                fp % o->interfaces + 1, addr);
         if (l == 0) {
@@ -737,7 +803,7 @@ static int cmd_traps(const opts_t *o) {
         unsigned char buf[DGRAM_MAX];
         unsigned char addr[4];
         device_addr(0, addr);
-        size_t l = encode_trap(buf, sizeof buf, o->community, 1, 100, o->clear_ratio >= 1, 1, addr);
+        size_t l = encode_trap(buf, sizeof buf, &o->from, 1, 100, o->clear_ratio >= 1, 1, addr);
         if (l == 0) {
             fprintf(stderr, "opsbench: encoding failed\n");
             return 1;
@@ -776,7 +842,11 @@ static int cmd_traps(const opts_t *o) {
         }
     }
 
-    printf("opsbench traps: target %s, SNMPv2c community \"%s\"\n", o->target, o->community);
+    if (o->from.v3) {
+        printf("opsbench traps: target %s, SNMPv3 noAuthNoPriv user \"%s\"\n", o->target, o->from.user);
+    } else {
+        printf("opsbench traps: target %s, SNMPv2c community \"%s\"\n", o->target, o->from.community);
+    }
     printf("  mix: %u devices x %u interfaces, dup-ratio %.3f, clear-ratio %.3f; pool of %zu datagrams"
            " (built in %.2f s)\n",
            o->devices, o->interfaces, o->dup_ratio, o->clear_ratio, pool.n, tb_end - tb);
@@ -978,11 +1048,11 @@ int main(int argc, char **argv) {
                 .interfaces = 1,
                 .dup_ratio = 0.9,
                 .clear_ratio = 0,
-                .community = "public",
+                .from = {.community = "public", .user = "opsbench"},
                 .dry_run = false,
                 .seed = 1};
     enum { O_TARGET = 1, O_METRICS, O_RATE, O_COUNT, O_DURATION, O_DEVICES, O_IFS, O_DUP, O_CLEAR,
-           O_VERSION, O_COMMUNITY, O_DRY, O_SEED, O_MUTATE, O_HELP };
+           O_VERSION, O_COMMUNITY, O_DRY, O_SEED, O_MUTATE, O_USER, O_ENGINE, O_HELP };
     static const struct option lo[] = {
         {"target", required_argument, NULL, O_TARGET},     {"metrics", required_argument, NULL, O_METRICS},
         {"rate", required_argument, NULL, O_RATE},         {"count", required_argument, NULL, O_COUNT},
@@ -992,6 +1062,7 @@ int main(int argc, char **argv) {
         {"community", required_argument, NULL, O_COMMUNITY}, {"dry-run", no_argument, NULL, O_DRY},
         {"seed", required_argument, NULL, O_SEED},         {"help", no_argument, NULL, O_HELP},
         {"mutate", no_argument, NULL, O_MUTATE},
+        {"user", required_argument, NULL, O_USER},         {"engine-id", required_argument, NULL, O_ENGINE},
         {NULL, 0, NULL, 0}};
     int c;
     uint64_t u;
@@ -1008,8 +1079,14 @@ int main(int argc, char **argv) {
         case O_IFS: ok = parse_u64(optarg, &u) && u >= 1 && u <= 100000; o.interfaces = (uint32_t)u; break;
         case O_DUP: ok = parse_double(optarg, &o.dup_ratio) && o.dup_ratio <= 1; break;
         case O_CLEAR: ok = parse_double(optarg, &o.clear_ratio) && o.clear_ratio <= 1; break;
-        case O_VERSION: ok = strcmp(optarg, "2c") == 0; break;
-        case O_COMMUNITY: o.community = optarg; ok = strlen(optarg) < 128; break;
+        case O_VERSION:
+            ok = strcmp(optarg, "2c") == 0 || strcmp(optarg, "3") == 0;
+            o.from.v3 = strcmp(optarg, "3") == 0;
+            break;
+        case O_COMMUNITY: o.from.community = optarg; ok = strlen(optarg) < 128; break;
+        case O_USER: o.from.user = optarg; ok = strlen(optarg) > 0 && strlen(optarg) <= 32; break;
+        case O_ENGINE: ok = parse_hex(optarg, o.from.engine, sizeof(o.from.engine), &o.from.engine_len) &&
+                            o.from.engine_len >= 5; break;
         case O_DRY: o.dry_run = true; break;
         case O_SEED: ok = parse_u64(optarg, &o.seed); break;
         case O_MUTATE: o.mutate = true; break;
@@ -1032,6 +1109,11 @@ int main(int argc, char **argv) {
     if ((uint64_t)o.devices * o.interfaces > 100000000ULL) {
         fprintf(stderr, "opsbench: devices x interfaces too large\n");
         return 2;
+    }
+    if (o.from.v3 && o.from.engine_len == 0) {
+        static const unsigned char def[] = {0x80, 0x00, 0xe2, 0xf0, 0x01, 0x01};
+        memcpy(o.from.engine, def, sizeof(def));
+        o.from.engine_len = sizeof(def);
     }
     rng_state ^= o.seed * 0x9e3779b97f4a7c15ULL + 1;
     return cmd_traps(&o);
