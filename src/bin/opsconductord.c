@@ -14,6 +14,7 @@
 #include "opsc/config.h"
 #include "opsc/error.h"
 #include "opsc/log.h"
+#include "opsc/pipeline.h"
 #include "opsc/server.h"
 #include "opsc/version.h"
 
@@ -83,6 +84,16 @@ int main(int argc, char **argv) {
     memset(&cfg, 0, sizeof(cfg));
     if (opsc_config_load(&cfg, config_path, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "opsconductord: config error: %s\n", err);
+        return 2;
+    }
+    /* Values whose syntax is richer than the key table's types, checked before anything starts. */
+    opsc_pipeline_options_t probe;
+    memset(&probe, 0, sizeof(probe));
+    const opsc_strlist_t *xc = &cfg.correlation.expire_after_by_category;
+    if (opsc_pipeline_parse_expiry_overrides((const char *const *)xc->items, xc->count, &probe, err,
+                                             sizeof(err)) != 0) {
+        fprintf(stderr, "opsconductord: config error: %s\n", err);
+        opsc_config_free(&cfg);
         return 2;
     }
     if (check_only) {

@@ -35,6 +35,8 @@ expect_config_error "YAML syntax" "bad5.yaml" "$TMP/bad5.yaml"
 expect_config_error "missing file" "nonexistent.yaml" "$TMP/nonexistent.yaml"
 expect_config_error "bad env value" "OPSC_SHUTDOWN_TIMEOUT" "" OPSC_SHUTDOWN_TIMEOUT=soon
 expect_config_error "env out of range" "database.readers" "" OPSC_DATABASE_READERS=1000
+expect_config_error "bad expiry override" "correlation.expire_after_by_category" "" \
+    OPSC_CORRELATION_EXPIRE_AFTER_BY_CATEGORY=weather=1h
 
 # Nothing was started by any of them.
 [[ ! -e $TMP/var ]] || fail "a bad config created the data dir"
