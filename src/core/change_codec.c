@@ -125,6 +125,40 @@ static int encode_alert(opsc_buf_t *b, const opsc_alert_t *a) {
     return rc;
 }
 
+/* An UPDATE's fields (change.h); also opsc_alert_update_encode. */
+static int put_strv(opsc_buf_t *b, char *const *v, size_t n) {
+    if (n > TAGS_MAX) {
+        return OPSC_ETOOBIG;
+    }
+    int rc = put_u32(b, (uint32_t)n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = put_str(b, v[i]);
+    }
+    return rc;
+}
+
+int opsc_alert_update_encode(opsc_buf_t *b, const opsc_alert_update_t *u) {
+    int rc = 0;
+    rc = rc ? rc : put_u32(b, u->mask);
+    rc = rc ? rc : put_u32(b, u->old_mask);
+    rc = rc ? rc : put_strv(b, u->tags_add, u->ntags_add);
+    rc = rc ? rc : put_strv(b, u->tags_del, u->ntags_del);
+    rc = rc ? rc : put_str(b, u->custom_patch);
+    rc = rc ? rc : put_u8(b, (unsigned)u->impact);
+    rc = rc ? rc : put_u8(b, (unsigned)u->old_impact);
+    rc = rc ? rc : put_u8(b, (unsigned)u->urgency);
+    rc = rc ? rc : put_u8(b, (unsigned)u->old_urgency);
+    rc = rc ? rc : put_u8(b, (unsigned)u->priority);
+    rc = rc ? rc : put_u8(b, (unsigned)u->old_priority);
+    rc = rc ? rc : put_str(b, u->device_name);
+    rc = rc ? rc : put_str(b, u->old_device_name);
+    rc = rc ? rc : put_str(b, u->title);
+    rc = rc ? rc : put_str(b, u->old_title);
+    rc = rc ? rc : put_u8(b, (unsigned)u->severity);
+    rc = rc ? rc : put_u8(b, (unsigned)u->old_severity);
+    return rc;
+}
+
 int opsc_change_encode(opsc_buf_t *b, const opsc_change_t *c) {
     int rc = 0;
     if (!c || c->kind == OPSC_CHANGE_REPLY || (unsigned)c->kind > OPSC_CHANGE_UPDATE ||
@@ -311,6 +345,64 @@ static void decode_alert(rd_t *r, opsc_alert_t *a, int *oom) {
     get_fixed(r, a->fingerprint, sizeof(a->fingerprint));
     a->occurrence_count = get_u32(r);
     a->last_occurrence_at_us = (int64_t)get_u64(r);
+}
+
+static void get_strv(rd_t *r, char ***v, size_t *n, int *oom) {
+    uint32_t count = get_u32(r);
+    if (r->bad || count == 0) {
+        return;
+    }
+    if (count > TAGS_MAX || count > r->left / 4) {
+        r->bad = 1;
+        return;
+    }
+    if (!(*v = opsc_calloc(count, sizeof(**v)))) {
+        *oom = 1;
+        return;
+    }
+    for (uint32_t i = 0; i < count && !r->bad && !*oom; i++) {
+        char *s = get_str(r, oom);
+        if (!s) {
+            r->bad |= !*oom; /* tags are never NULL */
+            return;
+        }
+        (*v)[(*n)++] = s;
+    }
+}
+
+int opsc_alert_update_decode(const void *data, size_t len, size_t *used,
+                             opsc_alert_update_t **out) {
+    rd_t r = {data, len, 0};
+    int oom = 0;
+    opsc_alert_update_t *u = opsc_calloc(1, sizeof(*u));
+    *out = NULL;
+    if (!u) {
+        return OPSC_ENOMEM;
+    }
+    u->mask = get_u32(&r);
+    u->old_mask = get_u32(&r);
+    get_strv(&r, &u->tags_add, &u->ntags_add, &oom);
+    get_strv(&r, &u->tags_del, &u->ntags_del, &oom);
+    u->custom_patch = get_str(&r, &oom);
+    u->impact = (opsc_level_t)get_enum(&r, 4);
+    u->old_impact = (opsc_level_t)get_enum(&r, 4);
+    u->urgency = (opsc_level_t)get_enum(&r, 4);
+    u->old_urgency = (opsc_level_t)get_enum(&r, 4);
+    u->priority = (int)get_enum(&r, 6);
+    u->old_priority = (int)get_enum(&r, 6);
+    u->device_name = get_str(&r, &oom);
+    u->old_device_name = get_str(&r, &oom);
+    u->title = get_str(&r, &oom);
+    u->old_title = get_str(&r, &oom);
+    u->severity = (opsc_severity_t)get_enum(&r, OPSC_SEV_COUNT);
+    u->old_severity = (opsc_severity_t)get_enum(&r, OPSC_SEV_COUNT);
+    if (r.bad || oom || (u->mask & ~(uint32_t)OPSC_UPD_ALL)) {
+        opsc_alert_update_free(u);
+        return oom ? OPSC_ENOMEM : OPSC_EPARSE;
+    }
+    *used = len - r.left;
+    *out = u;
+    return 0;
 }
 
 int opsc_change_decode(const void *data, size_t len, opsc_change_t **out) {
