@@ -441,12 +441,25 @@ size_t opsc_normalizer_dependency_count(const opsc_normalizer_t *n) {
     return n ? n->ndeps : 0;
 }
 
-/* Index of the first edge of `device`, or n->ndeps. */
-static size_t deps_first(const opsc_normalizer_t *n, const char *device) {
+/*
+ * The dependency graph, walked either way: rev 0 follows edges from a device
+ * to what it depends on (deps, sorted by device), rev 1 from a device to what
+ * depends on it (rdeps, sorted by upstream).
+ */
+static const char *edge_key(const opsc_normalizer_t *n, size_t i, int rev) {
+    return rev ? n->deps[n->rdeps[i]].upstream : n->deps[i].device;
+}
+
+static const char *edge_other(const opsc_normalizer_t *n, size_t i, int rev) {
+    return rev ? n->deps[n->rdeps[i]].device : n->deps[i].upstream;
+}
+
+/* Index of the first edge keyed by `device`, or n->ndeps. */
+static size_t edge_first(const opsc_normalizer_t *n, const char *device, int rev) {
     size_t lo = 0, hi = n->ndeps;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(n->deps[mid].device, device) < 0) {
+        if (strcmp(edge_key(n, mid, rev), device) < 0) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -455,14 +468,13 @@ static size_t deps_first(const opsc_normalizer_t *n, const char *device) {
     return lo;
 }
 
-size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device, const char **out,
-                                 size_t max) {
+/* Breadth first from `device`, nearest first, each device once, at most `max`. */
+static size_t walk(const opsc_normalizer_t *n, const char *device, int rev, const char **out,
+                   size_t max) {
     if (!n || !n->ndeps || !device || !device[0] || max == 0) {
         return 0;
     }
-    size_t count = 0;
-    size_t level_start = 0;
-    const char *from = device;
+    size_t count = 0, level_start = 0;
     for (int depth = 0; depth < OPSC_UPSTREAM_DEPTH; depth++) {
         size_t level_end = count;
         /* level 0 expands `device`; later levels expand out[level_start .. level_end) */
@@ -471,18 +483,18 @@ size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device,
             break;
         }
         for (size_t k = 0; k < nfrom; k++) {
-            const char *cur = depth == 0 ? from : out[level_start + k];
-            for (size_t i = deps_first(n, cur); i < n->ndeps && strcmp(n->deps[i].device, cur) == 0;
-                 i++) {
-                const char *up = n->deps[i].upstream;
-                int seen = strcmp(up, device) == 0;
+            const char *cur = depth == 0 ? device : out[level_start + k];
+            for (size_t i = edge_first(n, cur, rev);
+                 i < n->ndeps && strcmp(edge_key(n, i, rev), cur) == 0; i++) {
+                const char *next = edge_other(n, i, rev);
+                int seen = strcmp(next, device) == 0;
                 for (size_t j = 0; j < count && !seen; j++) {
-                    seen = strcmp(out[j], up) == 0;
+                    seen = strcmp(out[j], next) == 0;
                 }
                 if (seen) {
                     continue;
                 }
-                out[count++] = up;
+                out[count++] = next;
                 if (count == max) {
                     return count;
                 }
@@ -493,56 +505,14 @@ size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device,
     return count;
 }
 
-/* Index into rdeps of the first edge whose upstream is `device`, or n->ndeps. */
-static size_t rdeps_first(const opsc_normalizer_t *n, const char *device) {
-    size_t lo = 0, hi = n->ndeps;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(n->deps[n->rdeps[mid]].upstream, device) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
+size_t opsc_normalizer_upstreams(const opsc_normalizer_t *n, const char *device, const char **out,
+                                 size_t max) {
+    return walk(n, device, 0, out, max);
 }
 
 size_t opsc_normalizer_dependents(const opsc_normalizer_t *n, const char *device, size_t max) {
     const char *found[64];
-    if (!n || !n->ndeps || !device || !device[0] || max == 0) {
-        return 0;
-    }
-    if (max > 64) {
-        max = 64;
-    }
-    size_t count = 0, level_start = 0;
-    for (int depth = 0; depth < OPSC_UPSTREAM_DEPTH; depth++) {
-        size_t level_end = count;
-        size_t nfrom = depth == 0 ? 1 : level_end - level_start;
-        if (nfrom == 0) {
-            break;
-        }
-        for (size_t k = 0; k < nfrom; k++) {
-            const char *cur = depth == 0 ? device : found[level_start + k];
-            for (size_t i = rdeps_first(n, cur);
-                 i < n->ndeps && strcmp(n->deps[n->rdeps[i]].upstream, cur) == 0; i++) {
-                const char *dn = n->deps[n->rdeps[i]].device;
-                int seen = strcmp(dn, device) == 0;
-                for (size_t j = 0; j < count && !seen; j++) {
-                    seen = strcmp(found[j], dn) == 0;
-                }
-                if (seen) {
-                    continue;
-                }
-                found[count++] = dn;
-                if (count == max) {
-                    return count;
-                }
-            }
-        }
-        level_start = depth == 0 ? 0 : level_end;
-    }
-    return count;
+    return walk(n, device, 1, found, max > 64 ? 64 : max);
 }
 
 void opsc_normalizer_destroy(opsc_normalizer_t *n) {
