@@ -1301,6 +1301,8 @@ static int64_t rate_burst(const opsc_config_t *cfg) {
 /* snmp.per_source_rate: the table is allocated here, once; nothing per datagram. */
 static int ratelimit_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     const opsc_config_t *cfg = &srv->cfg;
+    /* Even with the limit off: a storm alert left open by an earlier run must still resolve. */
+    uv_timer_start(&srv->storm_tick, on_storm_tick, 1000, 1000);
     if (cfg->snmp.per_source_rate <= 0) {
         return 0;
     }
@@ -1311,7 +1313,6 @@ static int ratelimit_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         snprintf(errbuf, errlen, "snmp.per_source_rate: %s", opsc_strerror(rc));
         return rc;
     }
-    uv_timer_start(&srv->storm_tick, on_storm_tick, 1000, 1000);
     opsc_log_info(LOG, "per-source rate limit: %lld traps/s, burst %lld, %lld sources tracked",
                   (long long)cfg->snmp.per_source_rate, (long long)rate_burst(cfg),
                   (long long)cfg->snmp.per_source_max);

@@ -85,3 +85,16 @@ if grep -q "dropping traps from 127.0.0.1" "$TMP/server.log"; then
 else
     fail "no log line names 127.0.0.1"
 fi
+
+# A storm alert still open when the server stops resolves after a restart with the limit off.
+start_server
+timeout 60 "$OPSBENCH" traps --target "127.0.0.1:$TRAP_PORT" --count 5000 --rate 5000 \
+    --duration 5 --devices 1 --interfaces 1 >"$TMP/bench2.txt" 2>&1 || fail "second flood"
+wait_q "SELECT count(*) FROM alerts WHERE alert_type = 'trap_storm' AND status = 'active'" 1 10 ||
+    fail "no active trap_storm alert after the second flood"
+stop_server
+OPSC_SNMP_PER_SOURCE_RATE=0 start_server
+wait_q "SELECT count(*) FROM alerts WHERE alert_type = 'trap_storm' AND status = 'active'" 0 20 ||
+    fail "with the limit off, the open trap_storm alert never resolved"
+ok "an open trap_storm alert resolves after a restart with the limit off"
+stop_server
