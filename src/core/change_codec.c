@@ -22,7 +22,14 @@
 
 /* ---- CRC-32C -------------------------------------------------------------- */
 
+/*
+ * The loop thread checksums every journal record: with a table, 10% of that
+ * thread at 150,000 mixed traps/s (perf). x86-64 CPUs since 2008 have the
+ * CRC-32C instruction (SSE4.2), used when the CPU says so; the table is the
+ * fallback. Same polynomial, same reflection: the two give identical values.
+ */
 static uint32_t crc_table[256];
+static int crc_hw;
 static uv_once_t crc_once = UV_ONCE_INIT;
 
 static void crc_init(void) {
@@ -33,12 +40,38 @@ static void crc_init(void) {
         }
         crc_table[i] = c;
     }
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const unsigned char *p,
+                                                             size_t len) {
+    uint64_t c = crc;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--) {
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    }
+    return c32;
+}
+#endif
 
 uint32_t opsc_crc32c(uint32_t crc, const void *data, size_t len) {
     const unsigned char *p = data;
     uv_once(&crc_once, crc_init);
     crc = ~crc;
+#if defined(__x86_64__)
+    if (crc_hw) {
+        return ~crc_sse42(crc, p, len);
+    }
+#endif
     while (len--) {
         crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
     }

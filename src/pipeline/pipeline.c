@@ -64,6 +64,8 @@ struct opsc_pipeline_s {
     opsc_wake_t loop_wake;
     uv_timer_t loop_retry;
     uint64_t ring_full_drops;
+    uint64_t wall_at_ms; /* uv_now() when wall_us was read (loop_wall_us) */
+    int64_t wall_us;
     int stop_requested;
     void (*stop_done)(void *);
     void *stop_arg;
@@ -1015,6 +1017,20 @@ static int push_record(opsc_pipeline_t *p, const rec_t *hdr, const void *data, s
     return 0;
 }
 
+/*
+ * Receive time of a datagram: the wall clock read once per loop iteration
+ * (uv_now changes once per iteration), not once per datagram, which cost 5% of
+ * the loop thread at 150,000 traps/s. Datagrams read in one go share it.
+ */
+static int64_t loop_wall_us(opsc_pipeline_t *p) {
+    uint64_t now = uv_now(p->loop);
+    if (now != p->wall_at_ms || p->wall_us == 0) {
+        p->wall_at_ms = now;
+        p->wall_us = opsc_now_us();
+    }
+    return p->wall_us;
+}
+
 int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len,
                                 const struct sockaddr *from, int listener) {
     rec_t h;
@@ -1022,7 +1038,7 @@ int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len
     h.kind = REC_DATAGRAM;
     h.len = (uint32_t)len;
     h.listener = listener;
-    h.wall_us = opsc_now_us();
+    h.wall_us = loop_wall_us(p);
     memcpy(&h.from, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                       : sizeof(struct sockaddr_in));
     if (p->stop_requested || len > OPSC_SNMP_DATAGRAM_MAX || push_record(p, &h, data, len) != 0) {

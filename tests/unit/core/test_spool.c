@@ -268,6 +268,26 @@ static void test_codec_nulls_and_refusals(void **state) {
     opsc_buf_free(&b);
     /* Known CRC-32C check value. */
     assert_int_equal(opsc_crc32c(0, "123456789", 9), 0xE3069283u);
+    /* Against a bit-at-a-time reference: every length 0..300 at odd offsets, and chained. */
+    unsigned char data[320];
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (unsigned char)(i * 131u + 7u);
+    }
+    for (size_t off = 0; off < 3; off++) {
+        for (size_t len = 0; len <= 300; len++) {
+            uint32_t ref = 0xffffffffu;
+            for (size_t i = 0; i < len; i++) {
+                ref ^= data[off + i];
+                for (int k = 0; k < 8; k++) {
+                    ref = (ref & 1u) ? (ref >> 1) ^ 0x82F63B78u : ref >> 1;
+                }
+            }
+            assert_int_equal(opsc_crc32c(0, data + off, len), ~ref);
+            assert_int_equal(opsc_crc32c(opsc_crc32c(0, data + off, len / 2), data + off + len / 2,
+                                         len - len / 2),
+                             ~ref);
+        }
+    }
 }
 
 /* ---- journal ---------------------------------------------------------------- */
