@@ -2514,7 +2514,25 @@ typedef struct row_kind_s {
     size_t row_size;
     size_t ncols;
     const size_t *offs; /* per selected column: offsetof a char * field, or NOT_STR */
+    /* The NOT_STR columns, filled after the strings (NULL: none). */
+    void (*fixup)(void *rows, size_t n, const opsc_pg_res_t *res);
 } row_kind_t;
+
+static void mapping_fixup(void *rows, size_t n, const opsc_pg_res_t *res) {
+    opsc_store_mapping_row_t *m = rows;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = opsc_pg_res_value(res, (int)i, 8);
+        m[i].is_clear_event = v && v[0] == 't';
+    }
+}
+
+static void maint_fixup(void *rows, size_t n, const opsc_pg_res_t *res) {
+    opsc_store_maint_row_t *m = rows;
+    for (size_t i = 0; i < n; i++) {
+        m[i].start_us = opsc_pg_res_value(res, (int)i, 7) ? us_field(res, (int)i, 7) : INT64_MIN;
+        m[i].end_us = opsc_pg_res_value(res, (int)i, 8) ? us_field(res, (int)i, 8) : INT64_MAX;
+    }
+}
 
 #define MAPPING_OFF(f) offsetof(opsc_store_mapping_row_t, f)
 static const size_t mapping_offs[] = {
@@ -2524,23 +2542,25 @@ static const size_t mapping_offs[] = {
     MAPPING_OFF(clear_oid_pattern), MAPPING_OFF(mib_name),   MAPPING_OFF(mib_object)};
 static const row_kind_t mapping_kind = {"oid_mappings", sizeof(opsc_store_mapping_row_t),
                                         sizeof(mapping_offs) / sizeof(mapping_offs[0]),
-                                        mapping_offs};
+                                        mapping_offs, mapping_fixup};
 static const size_t device_offs[] = {
     offsetof(opsc_store_device_row_t, ip_address), offsetof(opsc_store_device_row_t, name),
     offsetof(opsc_store_device_row_t, site), offsetof(opsc_store_device_row_t, status),
     offsetof(opsc_store_device_row_t, impact)};
-static const row_kind_t device_kind = {"devices", sizeof(opsc_store_device_row_t), 5, device_offs};
+static const row_kind_t device_kind = {"devices", sizeof(opsc_store_device_row_t), 5, device_offs,
+                                       NULL};
 static const size_t dependency_offs[] = {offsetof(opsc_store_dependency_row_t, device_ip),
                                          offsetof(opsc_store_dependency_row_t, depends_on_ip)};
 static const row_kind_t dependency_kind = {"dependencies", sizeof(opsc_store_dependency_row_t), 2,
-                                           dependency_offs};
+                                           dependency_offs, NULL};
 #define MAINT_OFF(f) offsetof(opsc_store_maint_row_t, f)
 static const size_t maint_offs[] = {
     MAINT_OFF(window_id),        MAINT_OFF(name),     MAINT_OFF(device_ip_cidr),
     MAINT_OFF(device_name_glob), MAINT_OFF(site),     MAINT_OFF(category),
     MAINT_OFF(alert_type),       NOT_STR /* start */, NOT_STR /* end */};
 static const row_kind_t maint_kind = {"maintenance_windows", sizeof(opsc_store_maint_row_t),
-                                      sizeof(maint_offs) / sizeof(maint_offs[0]), maint_offs};
+                                      sizeof(maint_offs) / sizeof(maint_offs[0]), maint_offs,
+                                      maint_fixup};
 
 static char **row_str(const row_kind_t *k, void *rows, size_t i, size_t c) {
     return (char **)(void *)((char *)rows + i * k->row_size + k->offs[c]);
@@ -2589,11 +2609,15 @@ static int rows_from_result(const row_kind_t *k, int err, const opsc_pg_res_t *r
     return 0;
 }
 
+/* One loader request: which table, and the caller's callback for that table's row type. */
 typedef struct load_rows_s {
-    opsc_store_mappings_cb mappings_cb;
-    opsc_store_devices_cb devices_cb;
-    opsc_store_dependencies_cb deps_cb;
-    opsc_store_maint_cb maint_cb;
+    const row_kind_t *kind;
+    union {
+        opsc_store_mappings_cb mappings;
+        opsc_store_devices_cb devices;
+        opsc_store_dependencies_cb deps;
+        opsc_store_maint_cb maint;
+    } cb;
     void *arg;
 } load_rows_t;
 
@@ -2609,41 +2633,33 @@ void opsc_store_dependency_rows_free(opsc_store_dependency_row_t *rows, size_t n
     rows_free(&dependency_kind, rows, n);
 }
 
-static void on_mappings(int err, const opsc_pg_res_t *res, void *arg) {
+void opsc_store_maint_rows_free(opsc_store_maint_row_t *rows, size_t n) {
+    rows_free(&maint_kind, rows, n);
+}
+
+static void on_rows(int err, const opsc_pg_res_t *res, void *arg) {
     load_rows_t l = *(load_rows_t *)arg;
     opsc_free(arg);
     void *rows;
     size_t n;
-    err = rows_from_result(&mapping_kind, err, res, &rows, &n);
-    opsc_store_mapping_row_t *m = rows;
-    for (size_t i = 0; i < n; i++) {
-        const char *v = opsc_pg_res_value(res, (int)i, 8);
-        m[i].is_clear_event = v && v[0] == 't';
+    err = rows_from_result(l.kind, err, res, &rows, &n);
+    if (l.kind->fixup) {
+        l.kind->fixup(rows, n, res);
     }
-    l.mappings_cb(m, n, err, l.arg);
-}
-
-static void on_devices(int err, const opsc_pg_res_t *res, void *arg) {
-    load_rows_t l = *(load_rows_t *)arg;
-    opsc_free(arg);
-    void *rows;
-    size_t n;
-    err = rows_from_result(&device_kind, err, res, &rows, &n);
-    l.devices_cb(rows, n, err, l.arg);
-}
-
-static void on_dependencies(int err, const opsc_pg_res_t *res, void *arg) {
-    load_rows_t l = *(load_rows_t *)arg;
-    opsc_free(arg);
-    void *rows;
-    size_t n;
-    err = rows_from_result(&dependency_kind, err, res, &rows, &n);
-    l.deps_cb(rows, n, err, l.arg);
+    if (l.kind == &mapping_kind) {
+        l.cb.mappings(rows, n, err, l.arg);
+    } else if (l.kind == &device_kind) {
+        l.cb.devices(rows, n, err, l.arg);
+    } else if (l.kind == &dependency_kind) {
+        l.cb.deps(rows, n, err, l.arg);
+    } else {
+        l.cb.maint(rows, n, err, l.arg);
+    }
 }
 
 static int load_rows_params(opsc_store_t *s, const opsc_pg_stmt_t *stmt, int nparams,
-                            const char *const *params, opsc_pg_cb done, load_rows_t *proto) {
-    if (!s || (!proto->mappings_cb && !proto->devices_cb && !proto->deps_cb && !proto->maint_cb)) {
+                            const char *const *params, const load_rows_t *proto) {
+    if (!s) {
         return UV_EINVAL;
     }
     load_rows_t *l = opsc_malloc(sizeof(*l));
@@ -2651,49 +2667,26 @@ static int load_rows_params(opsc_store_t *s, const opsc_pg_stmt_t *stmt, int npa
         return OPSC_ENOMEM;
     }
     *l = *proto;
-    int rc = opsc_pg_exec(s->pool, OPSC_PG_READER, stmt, nparams, params, done, l);
+    int rc = opsc_pg_exec(s->pool, OPSC_PG_READER, stmt, nparams, params, on_rows, l);
     if (rc != 0) {
         opsc_free(l);
     }
     return rc;
 }
 
-static int load_rows(opsc_store_t *s, const opsc_pg_stmt_t *stmt, opsc_pg_cb done,
-                     load_rows_t *proto) {
-    return load_rows_params(s, stmt, 0, NULL, done, proto);
-}
-
 int opsc_store_load_mappings(opsc_store_t *s, opsc_store_mappings_cb cb, void *arg) {
-    load_rows_t proto = {.mappings_cb = cb, .devices_cb = NULL, .deps_cb = NULL, .arg = arg};
-    return load_rows(s, s ? s->stmt_load_mappings : NULL, on_mappings, &proto);
+    load_rows_t l = {.kind = &mapping_kind, .cb.mappings = cb, .arg = arg};
+    return cb ? load_rows_params(s, s ? s->stmt_load_mappings : NULL, 0, NULL, &l) : UV_EINVAL;
 }
 
 int opsc_store_load_devices(opsc_store_t *s, opsc_store_devices_cb cb, void *arg) {
-    load_rows_t proto = {.mappings_cb = NULL, .devices_cb = cb, .deps_cb = NULL, .arg = arg};
-    return load_rows(s, s ? s->stmt_load_devices : NULL, on_devices, &proto);
+    load_rows_t l = {.kind = &device_kind, .cb.devices = cb, .arg = arg};
+    return cb ? load_rows_params(s, s ? s->stmt_load_devices : NULL, 0, NULL, &l) : UV_EINVAL;
 }
 
 int opsc_store_load_dependencies(opsc_store_t *s, opsc_store_dependencies_cb cb, void *arg) {
-    load_rows_t proto = {.mappings_cb = NULL, .devices_cb = NULL, .deps_cb = cb, .arg = arg};
-    return load_rows(s, s ? s->stmt_load_dependencies : NULL, on_dependencies, &proto);
-}
-
-void opsc_store_maint_rows_free(opsc_store_maint_row_t *rows, size_t n) {
-    rows_free(&maint_kind, rows, n);
-}
-
-static void on_maintenance(int err, const opsc_pg_res_t *res, void *arg) {
-    load_rows_t l = *(load_rows_t *)arg;
-    opsc_free(arg);
-    void *rows;
-    size_t n;
-    err = rows_from_result(&maint_kind, err, res, &rows, &n);
-    opsc_store_maint_row_t *m = rows;
-    for (size_t i = 0; i < n; i++) {
-        m[i].start_us = opsc_pg_res_value(res, (int)i, 7) ? us_field(res, (int)i, 7) : INT64_MIN;
-        m[i].end_us = opsc_pg_res_value(res, (int)i, 8) ? us_field(res, (int)i, 8) : INT64_MAX;
-    }
-    l.maint_cb(m, n, err, l.arg);
+    load_rows_t l = {.kind = &dependency_kind, .cb.deps = cb, .arg = arg};
+    return cb ? load_rows_params(s, s ? s->stmt_load_dependencies : NULL, 0, NULL, &l) : UV_EINVAL;
 }
 
 int opsc_store_load_maintenance(opsc_store_t *s, int64_t from_us, int64_t to_us,
@@ -2702,7 +2695,6 @@ int opsc_store_load_maintenance(opsc_store_t *s, int64_t from_us, int64_t to_us,
     opsc_time_format(from_us, from);
     opsc_time_format(to_us, to);
     const char *params[2] = {from, to};
-    load_rows_t proto = {.maint_cb = cb, .arg = arg};
-    return load_rows_params(s, s ? s->stmt_load_maintenance : NULL, 2, params, on_maintenance,
-                            &proto);
+    load_rows_t l = {.kind = &maint_kind, .cb.maint = cb, .arg = arg};
+    return cb ? load_rows_params(s, s ? s->stmt_load_maintenance : NULL, 2, params, &l) : UV_EINVAL;
 }
