@@ -44,13 +44,13 @@ typedef struct opsc_pg_res_s opsc_pg_res_t;
 typedef void (*opsc_pg_cb)(int err, const opsc_pg_res_t *res, void *arg);
 
 typedef struct opsc_pg_options_s {
-    const char *conninfo;      /* libpq URI or key=value string */
-    int readers;               /* reader connections, >= 0 (0: reads go to the writer) */
-    int queue_max;             /* requests queued per role while disconnected/busy */
+    const char *conninfo; /* libpq URI or key=value string */
+    int readers;          /* reader connections, >= 0 (0: reads go to the writer) */
+    int queue_max;        /* requests queued per role while disconnected/busy */
     int connect_timeout_ms;
     int reconnect_min_ms;
     int reconnect_max_ms;
-    int listen;                /* open the LISTEN connection */
+    int listen; /* open the LISTEN connection */
     const char *application_name;
 } opsc_pg_options_t;
 
@@ -92,8 +92,8 @@ opsc_pg_stmt_t *opsc_pg_stmt_register(opsc_pg_pool_t *pool, const char *name, co
  */
 int opsc_pg_query(opsc_pg_pool_t *pool, opsc_pg_role_t role, const char *sql, int nparams,
                   const char *const *params, opsc_pg_cb cb, void *arg);
-int opsc_pg_exec(opsc_pg_pool_t *pool, opsc_pg_role_t role, const opsc_pg_stmt_t *stmt,
-                 int nparams, const char *const *params, opsc_pg_cb cb, void *arg);
+int opsc_pg_exec(opsc_pg_pool_t *pool, opsc_pg_role_t role, const opsc_pg_stmt_t *stmt, int nparams,
+                 const char *const *params, opsc_pg_cb cb, void *arg);
 /**
  * A multi-statement script (simple query protocol: DDL, migrations). Runs
  * outside pipeline mode, after the connection's in-flight work completes.
@@ -111,10 +111,56 @@ int opsc_pg_batch_add_query(opsc_pg_batch_t *b, const char *sql, int nparams,
                             const char *const *params);
 int opsc_pg_batch_add_exec(opsc_pg_batch_t *b, const opsc_pg_stmt_t *stmt, int nparams,
                            const char *const *params);
+/**
+ * A prepared statement whose parameters are all in binary format (see
+ * opsc_pg_array_t): lengths[i] bytes at params[i], NULL for SQL NULL.
+ */
+int opsc_pg_batch_add_exec_bin(opsc_pg_batch_t *b, const opsc_pg_stmt_t *stmt, int nparams,
+                               const char *const *params, const int *lengths);
 size_t opsc_pg_batch_size(const opsc_pg_batch_t *b);
 /** Submit (takes ownership of b whatever the outcome). Same contract as opsc_pg_query. */
 int opsc_pg_batch_submit(opsc_pg_batch_t *b, opsc_pg_role_t role, opsc_pg_cb cb, void *arg);
 void opsc_pg_batch_destroy(opsc_pg_batch_t *b);
+
+/*
+ * One-dimensional arrays in PostgreSQL's binary wire format, for binary
+ * parameters: a statement unnests one array per column, so PostgreSQL reads
+ * many rows with no text parsing at all (no JSON, no array_in, no
+ * timestamp_in). Elements are appended in order; opsc_pg_array_finish()
+ * writes the header. Allocation failure is sticky in `err`.
+ */
+typedef struct opsc_pg_array_s {
+    opsc_buf_t b;
+    uint32_t oid; /* element type */
+    uint32_t n;
+    int has_null;
+    int err;
+} opsc_pg_array_t;
+
+enum {
+    OPSC_PG_OID_BOOL = 16,
+    OPSC_PG_OID_INT4 = 23,
+    OPSC_PG_OID_TEXT = 25,
+    OPSC_PG_OID_TIMESTAMPTZ = 1184,
+    OPSC_PG_OID_UUID = 2950,
+    OPSC_PG_OID_JSONB = 3802,
+};
+
+/** Start (or restart, keeping the memory) an array of elem_oid elements. */
+void opsc_pg_array_begin(opsc_pg_array_t *a, uint32_t elem_oid);
+void opsc_pg_array_null(opsc_pg_array_t *a);
+/** Room for one element of n bytes; NULL on allocation failure. Fill all n. */
+char *opsc_pg_array_element(opsc_pg_array_t *a, size_t n);
+void opsc_pg_array_bytes(opsc_pg_array_t *a, const void *p, size_t n);
+void opsc_pg_array_int4(opsc_pg_array_t *a, int32_t v);
+void opsc_pg_array_bool(opsc_pg_array_t *a, int v);
+/** Microseconds since the Unix epoch, UTC. */
+void opsc_pg_array_timestamptz(opsc_pg_array_t *a, int64_t unix_us);
+/** jsonb's binary form: a version byte, then the JSON text. */
+void opsc_pg_array_jsonb(opsc_pg_array_t *a, const char *text, size_t n);
+/** Write the header; 0 or the sticky error. The bytes are a.b.base, a.b.len long. */
+int opsc_pg_array_finish(opsc_pg_array_t *a);
+void opsc_pg_array_free(opsc_pg_array_t *a);
 
 /** Subscribe the LISTEN connection to a channel (re-issued after every reconnect). */
 int opsc_pg_listen(opsc_pg_pool_t *pool, const char *channel, opsc_pg_notify_cb cb, void *arg);

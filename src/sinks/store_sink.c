@@ -74,23 +74,46 @@
     "last_occurrence_at"
 
 /*
+ * Rows arrive as one binary array per column (opsc_pg_array_t), unnested:
+ * PostgreSQL parses no text for them but the jsonb columns (which COPY
+ * parses too). `tags` is an array literal per row (text[] has no ragged
+ * form), cast only where present. The last three columns are the alert's
+ * `created` history row (id, status at creation, changes).
+ *
  * No conflict target: an id that is already there (a replay) and a
  * fingerprint already active under another id (another collector) are both
- * skipped. The SELECT returns the skipped rows and whether their id existed,
- * to tell the two apart (the main query does not see the CTE's inserts).
+ * skipped. Only rows actually inserted get their `created` history row, in
+ * the same statement: a replayed alert has it already (same transaction as
+ * its first write), a skipped one must not (foreign key). The SELECT
+ * returns the skipped rows and whether their id existed, to tell the two
+ * apart (the main query does not see the CTEs' inserts).
  */
+// clang-format off
 static const char sql_insert[] =
-    "WITH v AS MATERIALIZED (SELECT * FROM json_populate_recordset(NULL::alerts, $1::json)), "
+    "WITH v AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
+    "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
+    "$11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::timestamptz[], "
+    "$17::timestamptz[], $18::timestamptz[], $19::text[], $20::timestamptz[], $21::text[], "
+    "$22::uuid[], $23::text[], $24::text[], $25::jsonb[], $26::jsonb[], $27::text[], "
+    "$28::int4[], $29::timestamptz[], $30::uuid[], $31::text[], $32::jsonb[]) "
+    "AS v(" ALERT_COLS ", h_id, h_status, h_changes)), "
     "ins AS (INSERT INTO alerts (" ALERT_COLS ") "
     "SELECT id, source_system, source_alert_id, device_ip, device_name, severity, category, "
     "alert_type, impact, urgency, priority, title, message, COALESCE(status, 'active'), "
     "COALESCE(is_clear, false), occurred_at, COALESCE(received_at, now()), acknowledged_at, "
-    "acknowledged_by, resolved_at, resolved_by, correlated_to_id, correlation_rule, tags, "
-    "COALESCE(custom_fields, '{}'), COALESCE(raw_data, '{}'), fingerprint, "
+    "acknowledged_by, resolved_at, resolved_by, correlated_to_id, correlation_rule, "
+    "tags::text[], COALESCE(custom_fields, '{}'), COALESCE(raw_data, '{}'), fingerprint, "
     "COALESCE(occurrence_count, 1), last_occurrence_at FROM v "
-    "ON CONFLICT DO NOTHING RETURNING id) "
+    "ON CONFLICT DO NOTHING RETURNING id), "
+    "hist AS (INSERT INTO alert_history (id, alert_id, action, new_status, user_id, user_name, "
+    "changes, created_at) "
+    "SELECT v.h_id, v.id, 'created', v.h_status, 'system', 'system', v.h_changes, "
+    "COALESCE(v.received_at, now()) FROM v WHERE v.id IN (SELECT id FROM ins) "
+    "ON CONFLICT (id) DO NOTHING) "
     "SELECT v.id::text, EXISTS (SELECT 1 FROM alerts a WHERE a.id = v.id), v.fingerprint "
     "FROM v WHERE v.id NOT IN (SELECT id FROM ins)";
+// clang-format on
+enum { INSERT_COLS = 32 };
 
 /*
  * NULL in a row means "unchanged". An alert that goes back to active with no
@@ -112,10 +135,11 @@ static const char sql_status[] =
     "ELSE COALESCE(v.correlation_rule, a.correlation_rule) END, "
     "correlated_to_id = CASE WHEN v.uncorrelate THEN NULL "
     "ELSE COALESCE(v.correlated_to_id, a.correlated_to_id) END "
-    "FROM json_to_recordset($1::json) AS v(id uuid, status text, resolved_at timestamptz, "
-    "resolved_by text, acknowledged_at timestamptz, acknowledged_by text, "
-    "correlation_rule text, correlated_to_id uuid, uncorrelate boolean) "
+    "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], "
+    "$6::text[], $7::text[], $8::uuid[], $9::bool[]) AS v(id, status, resolved_at, resolved_by, "
+    "acknowledged_at, acknowledged_by, correlation_rule, correlated_to_id, uncorrelate) "
     "WHERE a.id = v.id";
+enum { STATUS_COLS = 9 };
 
 /*
  * UPDATE changes, merged per alert: `m` is the field mask (OPSC_UPD_*), so a
@@ -154,8 +178,9 @@ _Static_assert(OPSC_UPD_TAGS == 1 && OPSC_UPD_CUSTOM_FIELDS == 2 && OPSC_UPD_IMP
 static const char sql_repeat[] =
     "UPDATE alerts a SET occurrence_count = GREATEST(a.occurrence_count, v.c), "
     "last_occurrence_at = GREATEST(a.last_occurrence_at, v.t) "
-    "FROM json_to_recordset($1::json) AS v(id uuid, c int, t timestamptz) "
+    "FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[]) AS v(id, c, t) "
     "WHERE a.id = v.id";
+enum { REPEAT_COLS = 3 };
 
 /* EXISTS keeps the foreign key satisfied for an alert whose INSERT was skipped. */
 static const char sql_history[] =
@@ -163,10 +188,12 @@ static const char sql_history[] =
     "user_name, changes, created_at) "
     "SELECT v.id, v.alert_id, v.action, v.old_status, v.new_status, v.actor, v.actor, v.changes, "
     "COALESCE(v.at, now()) "
-    "FROM json_to_recordset($1::json) AS v(id uuid, alert_id uuid, action text, "
-    "old_status text, new_status text, actor text, changes jsonb, at timestamptz) "
+    "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::jsonb[], $8::timestamptz[]) AS v(id, alert_id, action, old_status, new_status, actor, "
+    "changes, at) "
     "WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.id = v.alert_id) "
     "ON CONFLICT (id) DO NOTHING";
+enum { HISTORY_COLS = 8, MAX_COLS = INSERT_COLS };
 
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::int8"
 
@@ -345,7 +372,9 @@ struct opsc_store_s {
     void (*durable_cb)(uint64_t, void *);
     void *durable_arg;
 
-    opsc_buf_t jb[ST_COUNT];
+    opsc_pg_array_t col[ST_COUNT][MAX_COLS]; /* binary columns per statement */
+    opsc_buf_t jb;                           /* the UPDATE statement's JSON array */
+    opsc_buf_t scratch;                      /* one JSON value or tag literal at a time */
 
     opsc_log_ratelimit_t rl_retry;
     opsc_log_ratelimit_t rl_reject;
@@ -427,6 +456,23 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
     return len;
 }
 
+/*
+ * Copy the UTF-8 sequence at p[*i] to o, or `bad` (U+FFFD, escaped or not)
+ * for an invalid byte; advances *i. Returns the new end of o.
+ */
+static char *utf8_put(char *o, const unsigned char *p, size_t n, size_t *i, const char *bad,
+                      size_t badlen) {
+    size_t len = p[*i] < 0x80 ? 1 : utf8_seq(p + *i, n - *i);
+    if (len == 0) {
+        memcpy(o, bad, badlen);
+        *i += 1;
+        return o + badlen;
+    }
+    memcpy(o, p + *i, len);
+    *i += len;
+    return o + len;
+}
+
 /* A JSON string; NULL writes null. Invalid UTF-8 bytes become U+FFFD. */
 static void jw_strn(jw_t *w, const char *str, size_t n) {
     if (!str) {
@@ -479,16 +525,7 @@ static void jw_strn(jw_t *w, const char *str, size_t n) {
             i++;
             continue;
         }
-        size_t len = utf8_seq(p + i, n - i);
-        if (len == 0) {
-            memcpy(o, "\\ufffd", 6);
-            o += 6;
-            i++;
-        } else {
-            memcpy(o, p + i, len);
-            o += len;
-            i += len;
-        }
+        o = utf8_put(o, p, n, &i, "\\ufffd", 6);
     }
     *o++ = '"';
     w->b->len += (size_t)(o - start);
@@ -517,19 +554,6 @@ static void jw_uuid(jw_t *w, const opsc_uuid_t *u) {
     opsc_uuid_format(u, t + 1);
     t[37] = '"';
     jw_raw(w, t, 38);
-}
-
-static void jw_time(jw_t *w, int64_t us) {
-    if (us == 0) {
-        jw_lit(w, "null");
-        return;
-    }
-    char t[34];
-    t[0] = '"';
-    opsc_time_format(us, t + 1);
-    size_t n = strlen(t);
-    t[n] = '"';
-    jw_raw(w, t, n + 1);
 }
 
 static void jw_u64(jw_t *w, uint64_t v) {
@@ -731,6 +755,154 @@ static void jw_json_text(opsc_store_t *s, jw_t *w, const char *text) {
     jw_str(w, text);
     jw_lit(w, "}");
 }
+
+/* ---- binary column writer ---------------------------------------------------- */
+
+typedef opsc_pg_array_t col_t;
+
+/*
+ * A text element; NULL is SQL NULL. Invalid UTF-8 bytes become U+FFFD, as in
+ * the JSON writer: PostgreSQL refuses invalid text in binary parameters too,
+ * and one bad byte must not cost the alert.
+ */
+static void c_textn(col_t *c, const char *str, size_t n) {
+    if (!str) {
+        opsc_pg_array_null(c);
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)str;
+    size_t i = 0, out = 0;
+    int clean = 1;
+    while (i < n) {
+        size_t len = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        if (len == 0) {
+            clean = 0;
+            out += 3;
+            i++;
+        } else {
+            out += len;
+            i += len;
+        }
+    }
+    if (clean) {
+        opsc_pg_array_bytes(c, str, n);
+        return;
+    }
+    char *o = opsc_pg_array_element(c, out);
+    if (!o) {
+        return;
+    }
+    for (i = 0; i < n;) {
+        o = utf8_put(o, p, n, &i, "\xef\xbf\xbd", 3);
+    }
+}
+
+static void c_text(col_t *c, const char *s) {
+    c_textn(c, s, s ? strlen(s) : 0);
+}
+
+/* A fixed char array from a change record: not necessarily NUL-terminated. */
+static void c_arr(col_t *c, const char *a, size_t cap) {
+    c_textn(c, a, strnlen(a, cap));
+}
+
+static void c_uuid(col_t *c, const opsc_uuid_t *u) {
+    opsc_pg_array_bytes(c, u->b, sizeof(u->b));
+}
+
+/* 0 is "no time": SQL NULL. */
+static void c_time(col_t *c, int64_t us) {
+    if (us == 0) {
+        opsc_pg_array_null(c);
+    } else {
+        opsc_pg_array_timestamptz(c, us);
+    }
+}
+
+static void c_priority(col_t *c, int prio) {
+    char p[8];
+    if (prio < 1 || prio > 5) {
+        opsc_pg_array_null(c);
+        return;
+    }
+    snprintf(p, sizeof(p), "P%d", prio);
+    c_text(c, p);
+}
+
+/* JSON text for a jsonb column, checked as jw_json_text does; NULL is SQL NULL. */
+static void c_json(opsc_store_t *s, col_t *c, const char *text) {
+    if (!text) {
+        opsc_pg_array_null(c);
+        return;
+    }
+    if (json_text_ok(text)) {
+        opsc_pg_array_jsonb(c, text, strlen(text));
+        return;
+    }
+    opsc_buf_reset(&s->scratch);
+    jw_t w = {&s->scratch, 0};
+    jw_json_text(s, &w, text);
+    if (w.err) {
+        c->err = w.err;
+        return;
+    }
+    opsc_pg_array_jsonb(c, s->scratch.base, s->scratch.len);
+}
+
+/* text[] as an array literal, cast per row by the statement; no tags is NULL. */
+static void c_tags(opsc_store_t *s, col_t *c, char *const *tags, size_t n) {
+    if (n == 0) {
+        opsc_pg_array_null(c);
+        return;
+    }
+    opsc_buf_t *b = &s->scratch;
+    opsc_buf_reset(b);
+    int err = opsc_buf_append(b, "{", 1);
+    for (size_t i = 0; i < n && !err; i++) {
+        err = opsc_buf_append(b, i ? ",\"" : "\"", i ? 2 : 1);
+        for (const char *p = tags[i]; *p && !err; p++) {
+            if (*p == '"' || *p == '\\') {
+                err = opsc_buf_append(b, "\\", 1);
+            }
+            err = err ? err : opsc_buf_append(b, p, 1);
+        }
+        err = err ? err : opsc_buf_append(b, "\"", 1);
+    }
+    err = err ? err : opsc_buf_append(b, "}", 1);
+    if (err) {
+        c->err = OPSC_ENOMEM;
+        return;
+    }
+    c_textn(c, b->base, b->len);
+}
+
+/* Element types of each statement's columns, in parameter order. */
+#define T_UUID OPSC_PG_OID_UUID
+#define T_TEXT OPSC_PG_OID_TEXT
+#define T_TS OPSC_PG_OID_TIMESTAMPTZ
+#define T_BOOL OPSC_PG_OID_BOOL
+#define T_INT4 OPSC_PG_OID_INT4
+#define T_JSONB OPSC_PG_OID_JSONB
+static const uint32_t insert_types[INSERT_COLS] = {
+    T_UUID, T_TEXT, T_TEXT,  T_TEXT,  T_TEXT, T_TEXT, T_TEXT, T_TEXT, T_TEXT, T_TEXT, T_TEXT,
+    T_TEXT, T_TEXT, T_TEXT,  T_BOOL,  T_TS,   T_TS,   T_TS,   T_TEXT, T_TS,   T_TEXT, T_UUID,
+    T_TEXT, T_TEXT, T_JSONB, T_JSONB, T_TEXT, T_INT4, T_TS,   T_UUID, T_TEXT, T_JSONB};
+static const uint32_t status_types[STATUS_COLS] = {T_UUID, T_TEXT, T_TS,   T_TEXT, T_TS,
+                                                   T_TEXT, T_TEXT, T_UUID, T_BOOL};
+static const uint32_t repeat_types[REPEAT_COLS] = {T_UUID, T_INT4, T_TS};
+static const uint32_t history_types[HISTORY_COLS] = {T_UUID, T_UUID, T_TEXT,  T_TEXT,
+                                                     T_TEXT, T_TEXT, T_JSONB, T_TS};
+
+typedef struct stmt_shape_s {
+    size_t ncols; /* 0: one JSON array parameter (the UPDATE) */
+    const uint32_t *types;
+} stmt_shape_t;
+
+static const stmt_shape_t shapes[ST_COUNT] = {
+    [ST_PRE] = {STATUS_COLS, status_types},    [ST_INSERT] = {INSERT_COLS, insert_types},
+    [ST_POST] = {STATUS_COLS, status_types},   [ST_UPDATE] = {0, NULL},
+    [ST_REPEAT] = {REPEAT_COLS, repeat_types}, [ST_HISTORY] = {HISTORY_COLS, history_types},
+};
 
 /* " (N similar lines suppressed)" when N > 0, else "". */
 static const char *suppressed_note(unsigned long long n, char *buf, size_t len) {
@@ -1098,7 +1270,32 @@ static void history_id_status(const opsc_uuid_t *alert, const opsc_change_t *c, 
     uuid_generate_sha1(out->b, history_ns, (const char *)name, n);
 }
 
-static void emit_alert(opsc_store_t *s, jw_t *w, const store_entry_t *e) {
+/* The `created` history row's columns of the INSERT: id, status at creation, changes. */
+static void created_history(opsc_store_t *s, col_t *k, const opsc_alert_t *a) {
+    opsc_uuid_t hid;
+    history_id_created(&a->id, &hid);
+    c_uuid(k++, &hid);
+    c_text(k++, opsc_status_name(a->status));
+    opsc_buf_t *cb = &s->scratch;
+    opsc_buf_reset(cb);
+    jw_t w = {cb, 0};
+    jw_lit(&w, "{\"status\":");
+    jw_str(&w, opsc_status_name(a->status));
+    jw_lit(&w, ",\"severity\":");
+    jw_str(&w, opsc_severity_name(a->severity));
+    if (a->correlation_rule) {
+        jw_lit(&w, ",\"correlation_rule\":");
+        jw_str(&w, a->correlation_rule);
+    }
+    jw_raw(&w, "}", 1);
+    if (w.err) {
+        k->err = w.err;
+        return;
+    }
+    opsc_pg_array_jsonb(k, cb->base, cb->len);
+}
+
+static void emit_alert(opsc_store_t *s, col_t *k, const store_entry_t *e) {
     const opsc_alert_t *a = e->create;
     opsc_status_t status = e->st_last ? e->st_last->new_status : a->status;
     uint32_t count = a->occurrence_count;
@@ -1107,156 +1304,99 @@ static void emit_alert(opsc_store_t *s, jw_t *w, const store_entry_t *e) {
         count = e->rep_count > count ? e->rep_count : count;
         last_at = e->rep_at_us > last_at ? e->rep_at_us : last_at;
     }
-    int f = 1;
-    jw_raw(w, "{", 1);
-    jw_key(w, &f, "id");
-    jw_uuid(w, &a->id);
-    jw_key(w, &f, "source_system");
-    jw_str(w, a->source_system);
-    jw_key(w, &f, "source_alert_id");
-    jw_str(w, a->source_alert_id);
-    jw_key(w, &f, "device_ip");
-    jw_str(w, a->device_ip);
-    jw_key(w, &f, "device_name");
-    jw_str(w, a->device_name);
-    jw_key(w, &f, "severity");
-    jw_str(w, opsc_severity_name(a->severity));
-    jw_key(w, &f, "category");
-    jw_str(w, opsc_category_name(a->category));
-    jw_key(w, &f, "alert_type");
-    jw_str(w, a->alert_type);
-    jw_key(w, &f, "impact");
-    jw_str(w, opsc_level_name(a->impact));
-    jw_key(w, &f, "urgency");
-    jw_str(w, opsc_level_name(a->urgency));
-    jw_key(w, &f, "priority");
-    if (a->priority > 0) {
-        char p[16];
-        snprintf(p, sizeof(p), "P%d", a->priority);
-        jw_str(w, p);
-    } else {
-        jw_lit(w, "null");
-    }
-    jw_key(w, &f, "title");
-    jw_str(w, a->title);
-    jw_key(w, &f, "message");
-    jw_str(w, a->message);
-    jw_key(w, &f, "status");
-    jw_str(w, opsc_status_name(status));
-    jw_key(w, &f, "is_clear");
-    jw_lit(w, a->is_clear ? "true" : "false");
-    jw_key(w, &f, "occurred_at");
-    jw_time(w, a->occurred_at_us);
-    jw_key(w, &f, "received_at");
-    jw_time(w, a->received_at_us);
-    jw_key(w, &f, "acknowledged_at");
-    jw_time(w, e->st_ack ? e->st_ack->at_us : a->acknowledged_at_us);
-    jw_key(w, &f, "acknowledged_by");
+    c_uuid(k++, &a->id);
+    c_text(k++, a->source_system);
+    c_text(k++, a->source_alert_id);
+    c_text(k++, a->device_ip);
+    c_text(k++, a->device_name);
+    c_text(k++, opsc_severity_name(a->severity));
+    c_text(k++, opsc_category_name(a->category));
+    c_text(k++, a->alert_type);
+    c_text(k++, opsc_level_name(a->impact));
+    c_text(k++, opsc_level_name(a->urgency));
+    c_priority(k++, a->priority);
+    c_text(k++, a->title);
+    c_text(k++, a->message);
+    c_text(k++, opsc_status_name(status));
+    opsc_pg_array_bool(k++, a->is_clear);
+    c_time(k++, a->occurred_at_us);
+    c_time(k++, a->received_at_us);
+    c_time(k++, e->st_ack ? e->st_ack->at_us : a->acknowledged_at_us);
     if (e->st_ack) {
-        jw_arr(w, e->st_ack->actor, sizeof(e->st_ack->actor));
+        c_arr(k++, e->st_ack->actor, sizeof(e->st_ack->actor));
     } else {
-        jw_str(w, a->acknowledged_by);
+        c_text(k++, a->acknowledged_by);
     }
     /* A resolve followed by a reopen in the same batch leaves no resolution behind. */
     int closed = !e->st_last || status == OPSC_STATUS_RESOLVED || status == OPSC_STATUS_EXPIRED;
-    jw_key(w, &f, "resolved_at");
-    jw_time(w, !closed ? 0 : e->st_resolved ? e->st_resolved->at_us : a->resolved_at_us);
-    jw_key(w, &f, "resolved_by");
+    c_time(k++, !closed ? 0 : e->st_resolved ? e->st_resolved->at_us : a->resolved_at_us);
     if (closed && e->st_resolved) {
-        jw_arr(w, e->st_resolved->actor, sizeof(e->st_resolved->actor));
+        c_arr(k++, e->st_resolved->actor, sizeof(e->st_resolved->actor));
     } else {
-        jw_str(w, closed ? a->resolved_by : NULL);
+        c_text(k++, closed ? a->resolved_by : NULL);
     }
-    jw_key(w, &f, "correlated_to_id");
     if (e->st_corr) {
-        jw_uuid(w, &e->st_corr->correlated_to_id);
+        c_uuid(k++, &e->st_corr->correlated_to_id);
     } else if (a->has_correlated_to) {
-        jw_uuid(w, &a->correlated_to_id);
+        c_uuid(k++, &a->correlated_to_id);
     } else {
-        jw_lit(w, "null");
+        opsc_pg_array_null(k++);
     }
-    jw_key(w, &f, "correlation_rule");
     if (e->st_rule) {
-        jw_arr(w, e->st_rule->rule, sizeof(e->st_rule->rule));
+        c_arr(k++, e->st_rule->rule, sizeof(e->st_rule->rule));
     } else {
-        jw_str(w, a->correlation_rule);
+        c_text(k++, a->correlation_rule);
     }
-    jw_key(w, &f, "tags");
-    if (a->ntags) {
-        jw_raw(w, "[", 1);
-        for (size_t i = 0; i < a->ntags; i++) {
-            if (i) {
-                jw_raw(w, ",", 1);
-            }
-            jw_str(w, a->tags[i]);
-        }
-        jw_raw(w, "]", 1);
-    } else {
-        jw_lit(w, "null");
-    }
-    jw_key(w, &f, "custom_fields");
-    jw_json_text(s, w, a->custom_fields_json);
-    jw_key(w, &f, "raw_data");
-    jw_json_text(s, w, a->raw_data_json);
-    jw_key(w, &f, "fingerprint");
+    c_tags(s, k++, a->tags, a->ntags);
+    c_json(s, k++, a->custom_fields_json);
+    c_json(s, k++, a->raw_data_json);
     if (a->fingerprint[0]) {
-        jw_arr(w, a->fingerprint, sizeof(a->fingerprint));
+        c_arr(k++, a->fingerprint, sizeof(a->fingerprint));
     } else {
-        jw_lit(w, "null");
+        opsc_pg_array_null(k++);
     }
-    jw_key(w, &f, "occurrence_count");
-    jw_u64(w, count > INT32_MAX ? (uint64_t)INT32_MAX : count);
-    jw_key(w, &f, "last_occurrence_at");
-    jw_time(w, last_at);
-    jw_raw(w, "}", 1);
+    opsc_pg_array_int4(k++, count > INT32_MAX ? INT32_MAX : (int32_t)count);
+    c_time(k++, last_at);
+    created_history(s, k, a);
 }
 
-/* The final state of an entry's STATUS changes; absent keys mean "unchanged". */
-static void emit_status(jw_t *w, const store_entry_t *e) {
-    int f = 1;
-    jw_raw(w, "{", 1);
-    jw_key(w, &f, "id");
-    jw_uuid(w, &e->id);
-    jw_key(w, &f, "status");
-    jw_str(w, opsc_status_name(e->st_last->new_status));
+/* The final state of an entry's STATUS changes; NULL means "unchanged". */
+static void emit_status(col_t *k, const store_entry_t *e) {
+    const opsc_change_t *last = e->st_last;
+    c_uuid(k++, &e->id);
+    c_text(k++, opsc_status_name(last->new_status));
     if (e->st_resolved) {
-        jw_key(w, &f, "resolved_at");
-        jw_time(w, e->st_resolved->at_us);
-        jw_key(w, &f, "resolved_by");
-        jw_arr(w, e->st_resolved->actor, sizeof(e->st_resolved->actor));
+        c_time(k++, e->st_resolved->at_us);
+        c_arr(k++, e->st_resolved->actor, sizeof(e->st_resolved->actor));
+    } else {
+        opsc_pg_array_null(k++);
+        opsc_pg_array_null(k++);
     }
     if (e->st_ack) {
-        jw_key(w, &f, "acknowledged_at");
-        jw_time(w, e->st_ack->at_us);
-        jw_key(w, &f, "acknowledged_by");
-        jw_arr(w, e->st_ack->actor, sizeof(e->st_ack->actor));
+        c_time(k++, e->st_ack->at_us);
+        c_arr(k++, e->st_ack->actor, sizeof(e->st_ack->actor));
+    } else {
+        opsc_pg_array_null(k++);
+        opsc_pg_array_null(k++);
     }
     if (e->st_rule) {
-        jw_key(w, &f, "correlation_rule");
-        jw_arr(w, e->st_rule->rule, sizeof(e->st_rule->rule));
+        c_arr(k++, e->st_rule->rule, sizeof(e->st_rule->rule));
+    } else {
+        opsc_pg_array_null(k++);
     }
     if (e->st_corr) {
-        jw_key(w, &f, "correlated_to_id");
-        jw_uuid(w, &e->st_corr->correlated_to_id);
+        c_uuid(k++, &e->st_corr->correlated_to_id);
+    } else {
+        opsc_pg_array_null(k++);
     }
-    const opsc_change_t *last = e->st_last;
-    if (last->new_status == OPSC_STATUS_ACTIVE && !last->rule[0] && !last->has_correlated_to) {
-        jw_key(w, &f, "uncorrelate");
-        jw_raw(w, "true", 4);
-    }
-    jw_raw(w, "}", 1);
+    opsc_pg_array_bool(k++, last->new_status == OPSC_STATUS_ACTIVE && !last->rule[0] &&
+                                !last->has_correlated_to);
 }
 
-static void emit_repeat(jw_t *w, const store_entry_t *e) {
-    int f = 1;
-    jw_raw(w, "{", 1);
-    jw_key(w, &f, "id");
-    jw_uuid(w, &e->id);
-    jw_key(w, &f, "c");
-    jw_u64(w, e->rep_count > INT32_MAX ? (uint64_t)INT32_MAX : e->rep_count);
-    jw_key(w, &f, "t");
-    jw_time(w, e->rep_at_us);
-    jw_raw(w, "}", 1);
+static void emit_repeat(col_t *k, const store_entry_t *e) {
+    c_uuid(k++, &e->id);
+    opsc_pg_array_int4(k++, e->rep_count > INT32_MAX ? INT32_MAX : (int32_t)e->rep_count);
+    c_time(k++, e->rep_at_us);
 }
 
 static void jw_strv(jw_t *w, char *const *v, size_t n) {
@@ -1394,80 +1534,48 @@ static void history_id_update(const opsc_uuid_t *alert, int64_t at_us, const ops
     opsc_free(name);
 }
 
-static size_t emit_update_history(opsc_store_t *s, jw_t *w, const store_entry_t *e, int first_row) {
+/* One alert_history row; `changes` is JSON text. */
+static void history_row(col_t *k, const opsc_uuid_t *hid, const opsc_uuid_t *alert,
+                        const char *action, const char *old_status, const char *new_status,
+                        const char *actor, size_t actor_cap, const char *changes,
+                        size_t changes_len, int64_t at_us) {
+    c_uuid(k++, hid);
+    c_uuid(k++, alert);
+    c_text(k++, action);
+    c_text(k++, old_status);
+    c_text(k++, new_status);
+    if (actor && actor[0]) {
+        c_arr(k++, actor, actor_cap);
+    } else {
+        c_text(k++, "system");
+    }
+    opsc_pg_array_jsonb(k++, changes, changes_len);
+    c_time(k++, at_us);
+}
+
+static size_t emit_update_history(opsc_store_t *s, col_t *k, const store_entry_t *e) {
     size_t rows = 0;
-    opsc_buf_t cb = OPSC_BUF_INIT;
     for (const opsc_change_t *c = e->up_head; c; c = c->next) {
-        opsc_buf_reset(&cb);
-        jw_t cw = {&cb, 0};
+        opsc_buf_reset(&s->scratch);
+        jw_t cw = {&s->scratch, 0};
         update_changes(s, &cw, c->upd);
         if (cw.err) {
-            w->err = cw.err;
+            k[0].err = cw.err;
             break;
         }
         opsc_uuid_t hid;
-        history_id_update(&e->id, c->at_us, &cb, &hid);
-        int f = 1;
-        jw_raw(w, first_row ? "{" : ",{", first_row ? 1 : 2);
-        first_row = 0;
-        jw_key(w, &f, "id");
-        jw_uuid(w, &hid);
-        jw_key(w, &f, "alert_id");
-        jw_uuid(w, &e->id);
-        jw_key(w, &f, "action");
-        jw_lit(w, "\"updated\"");
-        jw_key(w, &f, "actor");
-        if (c->actor[0]) {
-            jw_arr(w, c->actor, sizeof(c->actor));
-        } else {
-            jw_lit(w, "\"system\"");
-        }
-        jw_key(w, &f, "changes");
-        jw_raw(w, cb.base, cb.len);
-        jw_key(w, &f, "at");
-        jw_time(w, c->at_us);
-        jw_raw(w, "}", 1);
+        history_id_update(&e->id, c->at_us, &s->scratch, &hid);
+        history_row(k, &hid, &e->id, "updated", NULL, NULL, c->actor, sizeof(c->actor),
+                    s->scratch.base, s->scratch.len, c->at_us);
         rows++;
     }
-    opsc_buf_free(&cb);
     return rows;
 }
 
-/* History rows of an entry: 'created' for a CREATE, one per STATUS change. */
-static size_t emit_history(jw_t *w, const store_entry_t *e, int first_row) {
+/* History rows of an entry's STATUS changes ('created' goes with the INSERT). */
+static size_t emit_history(opsc_store_t *s, col_t *k, const store_entry_t *e) {
     size_t rows = 0;
-    if (e->create) {
-        const opsc_alert_t *a = e->create;
-        opsc_uuid_t hid;
-        history_id_created(&a->id, &hid);
-        int f = 1;
-        jw_raw(w, first_row ? "{" : ",{", first_row ? 1 : 2);
-        first_row = 0;
-        jw_key(w, &f, "id");
-        jw_uuid(w, &hid);
-        jw_key(w, &f, "alert_id");
-        jw_uuid(w, &a->id);
-        jw_key(w, &f, "action");
-        jw_lit(w, "\"created\"");
-        jw_key(w, &f, "new_status");
-        jw_str(w, opsc_status_name(a->status));
-        jw_key(w, &f, "actor");
-        jw_lit(w, "\"system\"");
-        jw_key(w, &f, "changes");
-        jw_lit(w, "{\"status\":");
-        jw_str(w, opsc_status_name(a->status));
-        jw_lit(w, ",\"severity\":");
-        jw_str(w, opsc_severity_name(a->severity));
-        if (a->correlation_rule) {
-            jw_lit(w, ",\"correlation_rule\":");
-            jw_str(w, a->correlation_rule);
-        }
-        jw_raw(w, "}", 1);
-        jw_key(w, &f, "at");
-        jw_time(w, a->received_at_us);
-        jw_raw(w, "}", 1);
-        rows++;
-    }
+    opsc_buf_t *cb = &s->scratch;
     for (const opsc_change_t *c = e->st_head; c; c = c->next) {
         const char *action = c->action[0] ? c->action : default_action(c->new_status);
         size_t alen = strnlen(action, sizeof(c->action));
@@ -1476,43 +1584,29 @@ static size_t emit_history(jw_t *w, const store_entry_t *e, int first_row) {
         act[alen] = '\0';
         opsc_uuid_t hid;
         history_id_status(&e->id, c, act, &hid);
-        int f = 1;
-        jw_raw(w, first_row ? "{" : ",{", first_row ? 1 : 2);
-        first_row = 0;
-        jw_key(w, &f, "id");
-        jw_uuid(w, &hid);
-        jw_key(w, &f, "alert_id");
-        jw_uuid(w, &e->id);
-        jw_key(w, &f, "action");
-        jw_str(w, act);
-        jw_key(w, &f, "old_status");
-        jw_str(w, opsc_status_name(c->old_status));
-        jw_key(w, &f, "new_status");
-        jw_str(w, opsc_status_name(c->new_status));
-        jw_key(w, &f, "actor");
-        if (c->actor[0]) {
-            jw_arr(w, c->actor, sizeof(c->actor));
-        } else {
-            jw_lit(w, "\"system\"");
-        }
-        jw_key(w, &f, "changes");
-        jw_lit(w, "{\"status\":{\"old\":");
-        jw_str(w, opsc_status_name(c->old_status));
-        jw_lit(w, ",\"new\":");
-        jw_str(w, opsc_status_name(c->new_status));
-        jw_raw(w, "}", 1);
+        opsc_buf_reset(cb);
+        jw_t w = {cb, 0};
+        jw_lit(&w, "{\"status\":{\"old\":");
+        jw_str(&w, opsc_status_name(c->old_status));
+        jw_lit(&w, ",\"new\":");
+        jw_str(&w, opsc_status_name(c->new_status));
+        jw_raw(&w, "}", 1);
         if (c->rule[0]) {
-            jw_lit(w, ",\"correlation_rule\":");
-            jw_arr(w, c->rule, sizeof(c->rule));
+            jw_lit(&w, ",\"correlation_rule\":");
+            jw_arr(&w, c->rule, sizeof(c->rule));
         }
         if (c->has_correlated_to) {
-            jw_lit(w, ",\"correlated_to_id\":");
-            jw_uuid(w, &c->correlated_to_id);
+            jw_lit(&w, ",\"correlated_to_id\":");
+            jw_uuid(&w, &c->correlated_to_id);
         }
-        jw_raw(w, "}", 1);
-        jw_key(w, &f, "at");
-        jw_time(w, c->at_us);
-        jw_raw(w, "}", 1);
+        jw_raw(&w, "}", 1);
+        if (w.err) {
+            k[0].err = w.err;
+            return rows;
+        }
+        history_row(k, &hid, &e->id, act, opsc_status_name(c->old_status),
+                    opsc_status_name(c->new_status), c->actor, sizeof(c->actor), cb->base, cb->len,
+                    c->at_us);
         rows++;
     }
     return rows;
@@ -1583,14 +1677,15 @@ static int build_request(opsc_store_t *s, store_batch_t *b, opsc_pg_batch_t **ou
     *out = NULL;
     store_range_t r = b->stack[b->nstack - 1];
     size_t rows[ST_COUNT] = {0};
-    jw_t w[ST_COUNT];
     for (int k = 0; k < ST_COUNT; k++) {
-        opsc_buf_reset(&s->jb[k]);
-        w[k].b = &s->jb[k];
-        w[k].err = 0;
-        jw_raw(&w[k], "[", 1);
+        for (size_t c = 0; c < shapes[k].ncols; c++) {
+            opsc_pg_array_begin(&s->col[k][c], shapes[k].types[c]);
+        }
         b->item[k] = -1;
     }
+    opsc_buf_reset(&s->jb);
+    jw_t uw = {&s->jb, 0};
+    jw_raw(&uw, "[", 1);
     b->sent_creates = 0;
     for (uint32_t i = r.lo; i < r.hi; i++) {
         const store_entry_t *e = &b->e[b->order[i]];
@@ -1599,38 +1694,38 @@ static int build_request(opsc_store_t *s, store_batch_t *b, opsc_pg_batch_t **ou
         }
         if (e->st_last) {
             int k = e->pre ? ST_PRE : ST_POST;
-            if (rows[k]++) {
-                jw_raw(&w[k], ",", 1);
-            }
-            emit_status(&w[k], e);
+            rows[k]++;
+            emit_status(s->col[k], e);
         }
         if (e->create) {
-            if (rows[ST_INSERT]++) {
-                jw_raw(&w[ST_INSERT], ",", 1);
-            }
-            emit_alert(s, &w[ST_INSERT], e);
+            rows[ST_INSERT]++;
+            emit_alert(s, s->col[ST_INSERT], e);
             b->sent_creates++;
         }
         if (e->has_repeat) {
-            if (rows[ST_REPEAT]++) {
-                jw_raw(&w[ST_REPEAT], ",", 1);
-            }
-            emit_repeat(&w[ST_REPEAT], e);
+            rows[ST_REPEAT]++;
+            emit_repeat(s->col[ST_REPEAT], e);
         }
         if (e->up) {
             if (rows[ST_UPDATE]++) {
-                jw_raw(&w[ST_UPDATE], ",", 1);
+                jw_raw(&uw, ",", 1);
             }
-            emit_update(s, &w[ST_UPDATE], e);
+            emit_update(s, &uw, e);
         }
-        rows[ST_HISTORY] += emit_history(&w[ST_HISTORY], e, rows[ST_HISTORY] == 0);
-        rows[ST_HISTORY] += emit_update_history(s, &w[ST_HISTORY], e, rows[ST_HISTORY] == 0);
+        rows[ST_HISTORY] += emit_history(s, s->col[ST_HISTORY], e);
+        rows[ST_HISTORY] += emit_update_history(s, s->col[ST_HISTORY], e);
+    }
+    jw_raw(&uw, "]", 1);
+    if (uw.err) {
+        return uw.err;
     }
     size_t total = 0;
     for (int k = 0; k < ST_COUNT; k++) {
-        jw_raw(&w[k], "]", 1);
-        if (w[k].err) {
-            return w[k].err;
+        for (size_t c = 0; c < shapes[k].ncols; c++) {
+            int rc = opsc_pg_array_finish(&s->col[k][c]);
+            if (rc != 0) {
+                return rc;
+            }
         }
         total += rows[k];
     }
@@ -1646,8 +1741,19 @@ static int build_request(opsc_store_t *s, store_batch_t *b, opsc_pg_batch_t **ou
         if (rows[k] == 0) {
             continue;
         }
-        const char *param = s->jb[k].base;
-        int rc = opsc_pg_batch_add_exec(pb, s->stmt[k], 1, &param);
+        int rc;
+        if (shapes[k].ncols == 0) {
+            const char *param = s->jb.base;
+            rc = opsc_pg_batch_add_exec(pb, s->stmt[k], 1, &param);
+        } else {
+            const char *params[MAX_COLS];
+            int lengths[MAX_COLS];
+            for (size_t c = 0; c < shapes[k].ncols; c++) {
+                params[c] = s->col[k][c].b.base;
+                lengths[c] = (int)s->col[k][c].b.len;
+            }
+            rc = opsc_pg_batch_add_exec_bin(pb, s->stmt[k], (int)shapes[k].ncols, params, lengths);
+        }
         if (rc != 0) {
             opsc_pg_batch_destroy(pb);
             return rc;
@@ -1754,7 +1860,9 @@ static void account(opsc_store_t *s, store_batch_t *b, const opsc_pg_res_t *res)
             }
         }
         if ((size_t)skipped <= b->sent_creates) {
+            /* each inserted alert came with its `created` history row */
             s->n_rows_created += b->sent_creates - (size_t)skipped;
+            s->n_rows_history += b->sent_creates - (size_t)skipped;
         }
     }
 }
@@ -1877,6 +1985,23 @@ static void send_range(opsc_store_t *s, store_batch_t *b) {
     batch_done(s, b);
 }
 
+/* Free the statement buffers larger than `keep` bytes (0: all of them). */
+static void store_trim_buffers(opsc_store_t *s, size_t keep) {
+    for (int k = 0; k < ST_COUNT; k++) {
+        for (size_t c = 0; c < MAX_COLS; c++) {
+            if (s->col[k][c].b.cap > keep || keep == 0) {
+                opsc_pg_array_free(&s->col[k][c]);
+            }
+        }
+    }
+    opsc_buf_t *bufs[] = {&s->jb, &s->scratch};
+    for (size_t i = 0; i < 2; i++) {
+        if (bufs[i]->cap > keep || keep == 0) {
+            opsc_buf_free(bufs[i]);
+        }
+    }
+}
+
 static void batch_done(opsc_store_t *s, store_batch_t *b) {
     /* Unlink first: callbacks below may submit (into the open batch). */
     s->first = b->next;
@@ -1925,11 +2050,7 @@ static void batch_done(opsc_store_t *s, store_batch_t *b) {
         s->durable_cb(b->last_seq, s->durable_arg);
     }
     batch_free(b);
-    for (int k = 0; k < ST_COUNT; k++) {
-        if (s->jb[k].cap > (8u << 20)) {
-            opsc_buf_free(&s->jb[k]); /* one huge batch does not pin its buffers */
-        }
-    }
+    store_trim_buffers(s, 8u << 20); /* one huge batch does not pin its buffers */
     if (s->closing && s->held == 0) {
         finish_close(s);
         return;
@@ -2010,12 +2131,13 @@ int opsc_store_create(uv_loop_t *loop, opsc_pg_pool_t *pool, const opsc_store_op
     if (s->o.drain_timeout_ms == 0) {
         s->o.drain_timeout_ms = 5000;
     }
-    s->stmt[ST_PRE] = opsc_pg_stmt_register(pool, "opsc_store_status", sql_status, 1);
+    s->stmt[ST_PRE] = opsc_pg_stmt_register(pool, "opsc_store_status", sql_status, STATUS_COLS);
     s->stmt[ST_POST] = s->stmt[ST_PRE];
-    s->stmt[ST_INSERT] = opsc_pg_stmt_register(pool, "opsc_store_insert", sql_insert, 1);
-    s->stmt[ST_REPEAT] = opsc_pg_stmt_register(pool, "opsc_store_repeat", sql_repeat, 1);
+    s->stmt[ST_INSERT] = opsc_pg_stmt_register(pool, "opsc_store_insert", sql_insert, INSERT_COLS);
+    s->stmt[ST_REPEAT] = opsc_pg_stmt_register(pool, "opsc_store_repeat", sql_repeat, REPEAT_COLS);
     s->stmt[ST_UPDATE] = opsc_pg_stmt_register(pool, "opsc_store_update", sql_update, 1);
-    s->stmt[ST_HISTORY] = opsc_pg_stmt_register(pool, "opsc_store_history", sql_history, 1);
+    s->stmt[ST_HISTORY] =
+        opsc_pg_stmt_register(pool, "opsc_store_history", sql_history, HISTORY_COLS);
     s->stmt_load_active = opsc_pg_stmt_register(pool, "opsc_store_load_active", sql_load_active, 1);
     s->stmt_load_mappings =
         opsc_pg_stmt_register(pool, "opsc_store_load_mappings", sql_load_mappings, 0);
@@ -2029,7 +2151,6 @@ int opsc_store_create(uv_loop_t *loop, opsc_pg_pool_t *pool, const opsc_store_op
              s->stmt_load_dependencies && s->stmt_load_maintenance;
     for (int k = 0; k < ST_COUNT; k++) {
         ok = ok && s->stmt[k];
-        s->jb[k] = (opsc_buf_t)OPSC_BUF_INIT;
     }
     if (!ok) {
         opsc_free(s);
@@ -2086,9 +2207,7 @@ static void on_handle_closed(uv_handle_t *h) {
     }
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
-    for (int k = 0; k < ST_COUNT; k++) {
-        opsc_buf_free(&s->jb[k]);
-    }
+    store_trim_buffers(s, 0);
     opsc_free(s);
     if (done) {
         done(arg);
@@ -2535,11 +2654,18 @@ static void maint_fixup(void *rows, size_t n, const opsc_pg_res_t *res) {
 }
 
 #define MAPPING_OFF(f) offsetof(opsc_store_mapping_row_t, f)
-static const size_t mapping_offs[] = {
-    MAPPING_OFF(id),          MAPPING_OFF(oid_pattern),      MAPPING_OFF(vendor),
-    MAPPING_OFF(alert_type),  MAPPING_OFF(category),         MAPPING_OFF(default_severity),
-    MAPPING_OFF(title_template), MAPPING_OFF(description),   NOT_STR /* is_clear_event */,
-    MAPPING_OFF(clear_oid_pattern), MAPPING_OFF(mib_name),   MAPPING_OFF(mib_object)};
+static const size_t mapping_offs[] = {MAPPING_OFF(id),
+                                      MAPPING_OFF(oid_pattern),
+                                      MAPPING_OFF(vendor),
+                                      MAPPING_OFF(alert_type),
+                                      MAPPING_OFF(category),
+                                      MAPPING_OFF(default_severity),
+                                      MAPPING_OFF(title_template),
+                                      MAPPING_OFF(description),
+                                      NOT_STR /* is_clear_event */,
+                                      MAPPING_OFF(clear_oid_pattern),
+                                      MAPPING_OFF(mib_name),
+                                      MAPPING_OFF(mib_object)};
 static const row_kind_t mapping_kind = {"oid_mappings", sizeof(opsc_store_mapping_row_t),
                                         sizeof(mapping_offs) / sizeof(mapping_offs[0]),
                                         mapping_offs, mapping_fixup};

@@ -53,6 +53,8 @@ typedef struct pg_item_s {
     const opsc_pg_stmt_t *stmt; /* or NULL */
     int nparams;
     char **params; /* owned block: pointers followed by strings */
+    int *lengths;  /* binary parameters: lengths, inside the params block; NULL for text */
+    int *formats;  /* all 1 when lengths is set */
 } pg_item_t;
 
 /* One expected result on the wire. */
@@ -258,6 +260,43 @@ static char **copy_params(int nparams, const char *const *params) {
     return block;
 }
 
+/*
+ * Binary parameters: one block holding the pointers, the lengths, the formats
+ * (all 1) and the bytes, so it is freed like a text block.
+ */
+static char **copy_params_bin(int nparams, const char *const *params, const int *lengths,
+                              int **lens_out, int **fmts_out) {
+    size_t np = (size_t)(nparams > 0 ? nparams : 1);
+    size_t head = sizeof(char *) * np + 2 * sizeof(int) * np;
+    size_t total = head;
+    for (int i = 0; i < nparams; i++) {
+        if (params[i]) {
+            total += (size_t)lengths[i];
+        }
+    }
+    char **block = opsc_malloc(total);
+    if (!block) {
+        return NULL;
+    }
+    int *lens = (int *)(block + np);
+    int *fmts = lens + np;
+    char *p = (char *)block + head;
+    for (int i = 0; i < nparams; i++) {
+        fmts[i] = 1;
+        lens[i] = 0;
+        block[i] = NULL;
+        if (params[i]) {
+            memcpy(p, params[i], (size_t)lengths[i]);
+            block[i] = p;
+            lens[i] = lengths[i];
+            p += lengths[i];
+        }
+    }
+    *lens_out = lens;
+    *fmts_out = fmts;
+    return block;
+}
+
 static void req_free(pg_req_t *r) {
     if (!r) {
         return;
@@ -286,8 +325,8 @@ static pg_req_t *req_new(opsc_pg_pool_t *pool, req_kind_t kind) {
 }
 
 static int req_add(pg_req_t *r, const char *sql, const opsc_pg_stmt_t *stmt, int nparams,
-                   const char *const *params) {
-    if (nparams < 0 || (nparams > 0 && !params)) {
+                   const char *const *params, const int *lengths) {
+    if (nparams < 0 || (nparams > 0 && !params) || (lengths && nparams == 0)) {
         return UV_EINVAL;
     }
     if (r->nitems == r->cap) {
@@ -309,7 +348,8 @@ static int req_add(pg_req_t *r, const char *sql, const opsc_pg_stmt_t *stmt, int
     }
     it->stmt = stmt;
     it->nparams = nparams;
-    it->params = copy_params(nparams, params);
+    it->params = lengths ? copy_params_bin(nparams, params, lengths, &it->lengths, &it->formats)
+                         : copy_params(nparams, params);
     if (!it->params) {
         opsc_free(it->sql);
         return OPSC_ENOMEM;
@@ -536,8 +576,7 @@ static void conn_fail(pg_conn_t *c, const char *why) {
     }
     c->state = ST_DOWN;
     if (was_ready) {
-        opsc_log_warn(OPSC__PG_LOG, "%s connection %d lost: %s", kind_names[c->kind], c->idx,
-                      msg);
+        opsc_log_warn(OPSC__PG_LOG, "%s connection %d lost: %s", kind_names[c->kind], c->idx, msg);
         notify_state(c, 0);
     } else {
         pool->n_connect_fail++;
@@ -590,7 +629,7 @@ static void conn_ready(pg_conn_t *c) {
             pg_req_t *r = req_new(pool, REQ_SINGLE);
             char sql[160];
             snprintf(sql, sizeof(sql), "LISTEN \"%s\"", l->channel);
-            if (r && req_add(r, sql, NULL, 0, NULL) == 0) {
+            if (r && req_add(r, sql, NULL, 0, NULL, NULL) == 0) {
                 r->internal = 1;
                 fifo_push(&pool->queue[CONN_LISTEN], r);
             } else {
@@ -757,8 +796,8 @@ static void conn_connect(pg_conn_t *c) {
         }
     }
     PQfreemem(err);
-    int resolve = host && !has_hostaddr && host[0] != '/' && host[0] != '@' &&
-                  !strchr(host, ',') && !is_numeric_host(host);
+    int resolve = host && !has_hostaddr && host[0] != '/' && host[0] != '@' && !strchr(host, ',') &&
+                  !is_numeric_host(host);
     if (resolve) {
         char hostcopy[256];
         snprintf(hostcopy, sizeof(hostcopy), "%s", host);
@@ -823,17 +862,18 @@ static int conn_send_pipelined(pg_conn_t *c, pg_req_t *r) {
         const char *const *params = (const char *const *)it->params;
         if (it->stmt) {
             if (!conn_is_prepared(c, it->stmt)) {
-                if (!PQsendPrepare(c->pg, it->stmt->name, it->stmt->sql, it->stmt->nparams,
-                                   NULL) ||
+                if (!PQsendPrepare(c->pg, it->stmt->name, it->stmt->sql, it->stmt->nparams, NULL) ||
                     req_add_slot(r, -1, it->stmt) != 0) {
                     return -1;
                 }
                 conn_mark_prepared(c, it->stmt, 1);
             }
-            if (!PQsendQueryPrepared(c->pg, it->stmt->name, it->nparams, params, NULL, NULL, 0)) {
+            if (!PQsendQueryPrepared(c->pg, it->stmt->name, it->nparams, params, it->lengths,
+                                     it->formats, 0)) {
                 return -1;
             }
-        } else if (!PQsendQueryParams(c->pg, it->sql, it->nparams, NULL, params, NULL, NULL, 0)) {
+        } else if (!PQsendQueryParams(c->pg, it->sql, it->nparams, NULL, params, it->lengths,
+                                      it->formats, 0)) {
             return -1;
         }
         if (req_add_slot(r, (int)i, NULL) != 0) {
@@ -893,8 +933,8 @@ static void conn_after_script(pg_conn_t *c) {
     PGTransactionStatusType ts = PQtransactionStatus(c->pg);
     if (ts == PQTRANS_INERROR || ts == PQTRANS_INTRANS) {
         pg_req_t *rb = req_new(c->pool, REQ_SCRIPT);
-        if (!rb || req_add(rb, "ROLLBACK", NULL, 0, NULL) != 0 || !PQsendQuery(c->pg, "ROLLBACK") ||
-            req_add_slot(rb, 0, NULL) != 0) {
+        if (!rb || req_add(rb, "ROLLBACK", NULL, 0, NULL, NULL) != 0 ||
+            !PQsendQuery(c->pg, "ROLLBACK") || req_add_slot(rb, 0, NULL) != 0) {
             req_free(rb);
             conn_fail(c, "cannot roll back a failed script");
             return;
@@ -1072,8 +1112,8 @@ int opsc_pg_pool_create(uv_loop_t *loop, const opsc_pg_options_t *opts, opsc_pg_
     p->queue_max = opts->queue_max;
     p->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
     p->reconnect_min_ms = opts->reconnect_min_ms > 0 ? opts->reconnect_min_ms : 100;
-    p->reconnect_max_ms = opts->reconnect_max_ms > p->reconnect_min_ms ? opts->reconnect_max_ms
-                                                                        : p->reconnect_min_ms;
+    p->reconnect_max_ms =
+        opts->reconnect_max_ms > p->reconnect_min_ms ? opts->reconnect_max_ms : p->reconnect_min_ms;
     p->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)p;
     if (!p->rng) {
         p->rng = 0x9e3779b97f4a7c15ull;
@@ -1304,7 +1344,7 @@ int opsc_pg_query(opsc_pg_pool_t *pool, opsc_pg_role_t role, const char *sql, in
     if (!r) {
         return OPSC_ENOMEM;
     }
-    int rc = req_add(r, sql, NULL, nparams, params);
+    int rc = req_add(r, sql, NULL, nparams, params, NULL);
     if (rc != 0) {
         req_free(r);
         return rc;
@@ -1312,8 +1352,8 @@ int opsc_pg_query(opsc_pg_pool_t *pool, opsc_pg_role_t role, const char *sql, in
     return submit(pool, role, r, cb, arg);
 }
 
-int opsc_pg_exec(opsc_pg_pool_t *pool, opsc_pg_role_t role, const opsc_pg_stmt_t *stmt,
-                 int nparams, const char *const *params, opsc_pg_cb cb, void *arg) {
+int opsc_pg_exec(opsc_pg_pool_t *pool, opsc_pg_role_t role, const opsc_pg_stmt_t *stmt, int nparams,
+                 const char *const *params, opsc_pg_cb cb, void *arg) {
     if (!stmt) {
         return UV_EINVAL;
     }
@@ -1321,7 +1361,7 @@ int opsc_pg_exec(opsc_pg_pool_t *pool, opsc_pg_role_t role, const opsc_pg_stmt_t
     if (!r) {
         return OPSC_ENOMEM;
     }
-    int rc = req_add(r, NULL, stmt, nparams, params);
+    int rc = req_add(r, NULL, stmt, nparams, params, NULL);
     if (rc != 0) {
         req_free(r);
         return rc;
@@ -1335,7 +1375,7 @@ int opsc_pg_script(opsc_pg_pool_t *pool, opsc_pg_role_t role, const char *sql, o
     if (!r) {
         return OPSC_ENOMEM;
     }
-    int rc = req_add(r, sql, NULL, 0, NULL);
+    int rc = req_add(r, sql, NULL, 0, NULL, NULL);
     if (rc != 0) {
         req_free(r);
         return rc;
@@ -1365,7 +1405,7 @@ opsc_pg_batch_t *opsc_pg_batch_create(opsc_pg_pool_t *pool) {
 
 int opsc_pg_batch_add_query(opsc_pg_batch_t *b, const char *sql, int nparams,
                             const char *const *params) {
-    int rc = req_add(b->req, sql, NULL, nparams, params);
+    int rc = req_add(b->req, sql, NULL, nparams, params, NULL);
     if (rc) {
         b->failed = rc;
     }
@@ -1374,7 +1414,16 @@ int opsc_pg_batch_add_query(opsc_pg_batch_t *b, const char *sql, int nparams,
 
 int opsc_pg_batch_add_exec(opsc_pg_batch_t *b, const opsc_pg_stmt_t *stmt, int nparams,
                            const char *const *params) {
-    int rc = stmt ? req_add(b->req, NULL, stmt, nparams, params) : UV_EINVAL;
+    int rc = stmt ? req_add(b->req, NULL, stmt, nparams, params, NULL) : UV_EINVAL;
+    if (rc) {
+        b->failed = rc;
+    }
+    return rc;
+}
+
+int opsc_pg_batch_add_exec_bin(opsc_pg_batch_t *b, const opsc_pg_stmt_t *stmt, int nparams,
+                               const char *const *params, const int *lengths) {
+    int rc = stmt && lengths ? req_add(b->req, NULL, stmt, nparams, params, lengths) : UV_EINVAL;
     if (rc) {
         b->failed = rc;
     }
@@ -1436,7 +1485,7 @@ int opsc_pg_listen(opsc_pg_pool_t *pool, const char *channel, opsc_pg_notify_cb 
         pg_req_t *r = req_new(pool, REQ_SINGLE);
         char sql[160];
         snprintf(sql, sizeof(sql), "LISTEN \"%s\"", channel);
-        if (!r || req_add(r, sql, NULL, 0, NULL) != 0) {
+        if (!r || req_add(r, sql, NULL, 0, NULL, NULL) != 0) {
             req_free(r);
             return OPSC_ENOMEM;
         }
@@ -1539,8 +1588,7 @@ void opsc_pg_pool_metrics(opsc_buf_t *out, void *arg) {
                             pool->n_lost);
     opsc_metrics_sample_u64(out, "opsc_db_requests_total", "result=\"rejected_queue_full\"",
                             pool->n_rejected);
-    opsc_metrics_sample_u64(out, "opsc_db_requests_total", "result=\"shutdown\"",
-                            pool->n_shutdown);
+    opsc_metrics_sample_u64(out, "opsc_db_requests_total", "result=\"shutdown\"", pool->n_shutdown);
     opsc_metrics_one_u64(out, "opsc_db_reconnect_attempts_total", "counter",
                          "Reconnect attempts scheduled after a failure", pool->n_reconnects);
     opsc_metrics_one_u64(out, "opsc_db_connect_failures_total", "counter",
