@@ -120,7 +120,9 @@ void opsc_snmp_decoder_destroy(opsc_snmp_decoder_t *d);
  *
  * Returns 0 for an accepted SNMPv1 Trap, SNMPv2-Trap or InformRequest and
  * fills *out; its pointers (OIDs, varbinds, values) point into memory owned
- * by the decoder and stay valid until the next opsc_snmp_decode or destroy.
+ * by the decoder or, for byte values (OCTET STRING, Opaque, IpAddress) of
+ * v1/v2c traps, into `buf` itself: they stay valid until the next
+ * opsc_snmp_decode or destroy, as long as the caller keeps `buf` unchanged.
  * Otherwise returns a negative opsc_snmp_reason_t and *out is unspecified.
  *
  * `reply` (may be NULL: nothing is built) is reset, then receives the bytes

@@ -8,7 +8,8 @@
 /*
  * A decoded SNMP notification, independent of net-snmp: what the decoder
  * hands the normalizer. All pointers point into memory owned by the decoder
- * and stay valid until its next decode call.
+ * (or into the datagram it decoded, see opsc_snmp_decode) and stay valid
+ * until its next decode call.
  */
 
 typedef enum {

@@ -15,13 +15,7 @@
 
 #include "snmp_int.h"
 
-typedef struct opsc__ber_s {
-    const unsigned char *p;
-    const unsigned char *end;
-} opsc__ber_t;
-
-/* One TLV at r->p: its tag and value; r->p moves past it. 0 or -1 (malformed). */
-static int opsc__ber_tlv(opsc__ber_t *r, int *tag, const unsigned char **val, size_t *vlen) {
+int opsc__ber_tlv(opsc__ber_t *r, int *tag, const unsigned char **val, size_t *vlen) {
     size_t avail = (size_t)(r->end - r->p);
     if (avail < 2) {
         return -1;
@@ -57,8 +51,7 @@ static int opsc__ber_tlv(opsc__ber_t *r, int *tag, const unsigned char **val, si
     return 0;
 }
 
-/* A TLV that must have tag `want`. */
-static int opsc__ber_expect(opsc__ber_t *r, int want, const unsigned char **val, size_t *vlen) {
+int opsc__ber_expect(opsc__ber_t *r, int want, const unsigned char **val, size_t *vlen) {
     int tag;
     if (opsc__ber_tlv(r, &tag, val, vlen) != 0 || tag != want) {
         return -1;
@@ -66,8 +59,7 @@ static int opsc__ber_expect(opsc__ber_t *r, int want, const unsigned char **val,
     return 0;
 }
 
-/* An INTEGER of 1..8 content bytes, sign-extended. */
-static int opsc__ber_int(opsc__ber_t *r, int64_t *out) {
+int opsc__ber_int(opsc__ber_t *r, int64_t *out) {
     const unsigned char *v;
     size_t n;
     if (opsc__ber_expect(r, 0x02, &v, &n) != 0 || n == 0 || n > 8) {

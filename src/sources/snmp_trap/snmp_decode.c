@@ -9,7 +9,10 @@
  *      discovery probe. net-snmp keeps a time record for every engine ID it
  *      meets, before checking the user, and never forgets it: unknown engines
  *      must never reach it;
- *   3. net-snmp's snmp_parse (authentication, decryption, PDU);
+ *   3. v1/v2c: the fast path (snmp_fast.c), a copy-free decoder of the
+ *      canonical encoding; what it declines goes on to net-snmp unchanged;
+ *      v3 (and the declined): net-snmp's snmp_parse (authentication,
+ *      decryption, PDU);
  *   4. v3: the security level, which net-snmp does not enforce against the
  *      user's configuration;
  *   5. copy what the pipeline needs into the decoder's arena, so the net-snmp
@@ -51,8 +54,9 @@ struct opsc_snmp_decoder_s {
     unsigned char engine_id[OPSC_SNMP_ENGINE_ID_MAX];
     size_t engine_id_len;
     /* Scratch for the decoded trap: valid until the next decode. */
-    unsigned char *arena;
-    size_t arena_cap;
+    opsc__snmp_arena_t arena;
+    opsc__snmp_path_t path;
+    uint64_t n_fast, n_declined;
     char log_component[32];
     opsc_log_ratelimit_t drop_rl;
     pthread_t owner;
@@ -251,7 +255,7 @@ void opsc_snmp_decoder_destroy(opsc_snmp_decoder_t *d) {
     }
     opsc_free(d->communities);
     opsc_free(d->community_lens);
-    opsc_free(d->arena);
+    opsc__snmp_arena_free(&d->arena);
     if (opsc__snmp_active == d) {
         opsc__snmp_active = NULL;
         opsc__snmp_lib_set_log(NULL);
@@ -523,25 +527,6 @@ static int opsc__convert_varbind(opsc__fill_t *f, const netsnmp_variable_list *v
     return 0;
 }
 
-/* Room for the decoded trap in the arena. 0 or -1 (out of memory). */
-static int opsc__arena_reserve(opsc_snmp_decoder_t *d, size_t need) {
-    if (need <= d->arena_cap) {
-        return 0;
-    }
-    size_t cap = d->arena_cap > 0 ? d->arena_cap : 4096;
-    while (cap < need) {
-        cap *= 2;
-    }
-    unsigned char *a = opsc_malloc(cap);
-    if (a == NULL) {
-        return -1;
-    }
-    opsc_free(d->arena); /* nothing in it survives a new decode */
-    d->arena = a;
-    d->arena_cap = cap;
-    return 0;
-}
-
 static void opsc__copy_from(opsc_trap_t *out, const struct sockaddr *from) {
     memset(&out->from, 0, sizeof(out->from));
     if (from == NULL) {
@@ -552,6 +537,14 @@ static void opsc__copy_from(opsc_trap_t *out, const struct sockaddr *from) {
     } else if (from->sa_family == AF_INET) {
         memcpy(&out->from, from, sizeof(struct sockaddr_in));
     }
+}
+
+/* What every decode starts from: the source address, no v1 trap numbers, nothing else. */
+static void opsc__reset_out(opsc_trap_t *out, const struct sockaddr *from) {
+    memset(out, 0, sizeof(*out));
+    opsc__copy_from(out, from);
+    out->generic_trap = -1;
+    out->specific_trap = -1;
 }
 
 static int opsc__fill(opsc_snmp_decoder_t *d, const netsnmp_pdu *pdu, opsc_trap_t *out) {
@@ -573,13 +566,13 @@ static int opsc__fill(opsc_snmp_decoder_t *d, const netsnmp_pdu *pdu, opsc_trap_
     size_t vb_size = nvars * sizeof(opsc_varbind_t);
     size_t ids_off = (vb_size + 7) & ~(size_t)7;
     size_t bytes_off = ids_off + nids * sizeof(uint32_t);
-    if (opsc__arena_reserve(d, bytes_off + nbytes + 1) != 0) {
+    if (opsc__snmp_arena_reserve(&d->arena, bytes_off + nbytes + 1) != 0) {
         return OPSC_SNMP_INTERNAL;
     }
     opsc__fill_t f;
-    f.vb = (opsc_varbind_t *)(void *)d->arena;
-    f.ids = (uint32_t *)(void *)(d->arena + ids_off);
-    f.bytes = d->arena + bytes_off;
+    f.vb = (opsc_varbind_t *)(void *)d->arena.base;
+    f.ids = (uint32_t *)(void *)(d->arena.base + ids_off);
+    f.bytes = d->arena.base + bytes_off;
 
     out->generic_trap = -1;
     out->specific_trap = -1;
@@ -724,10 +717,7 @@ int opsc_snmp_decode(opsc_snmp_decoder_t *d, unsigned char *buf, size_t len,
     if (reply != NULL) {
         opsc_buf_reset(reply);
     }
-    memset(out, 0, sizeof(*out));
-    opsc__copy_from(out, from);
-    out->generic_trap = -1;
-    out->specific_trap = -1;
+    opsc__reset_out(out, from);
     if (!pthread_equal(d->owner, pthread_self())) {
         opsc_log_err(d->log_component, "opsc_snmp_decode called off the decoder's thread");
         return OPSC_SNMP_INTERNAL;
@@ -749,6 +739,24 @@ int opsc_snmp_decode(opsc_snmp_decoder_t *d, unsigned char *buf, size_t len,
         }
         if (!opsc__community_ok(d, &pk)) {
             return opsc__drop(d, OPSC_SNMP_BAD_COMMUNITY, from, &pk);
+        }
+        if (d->path == OPSC__SNMP_PATH_AUTO) {
+            rc = opsc__snmp_fast_decode(&d->arena, buf, len, &pk, out, reply);
+            if (rc != OPSC__SNMP_DECLINED) {
+                d->n_fast++;
+                if (rc != 0) {
+                    out->nvarbinds = 0;
+                    out->varbinds = NULL;
+                    return opsc__drop(d, rc, from, &pk);
+                }
+                return 0;
+            }
+            /* Not canonical, or a type it leaves to net-snmp: start again from a clean slate. */
+            d->n_declined++;
+            opsc__reset_out(out, from);
+            if (reply != NULL) {
+                opsc_buf_reset(reply);
+            }
         }
     } else {
         rc = opsc__v3_prefilter(d, &pk);
@@ -840,6 +848,15 @@ done:
         return opsc__drop(d, rc, from, &pk);
     }
     return 0;
+}
+
+void opsc__snmp_set_path(opsc_snmp_decoder_t *d, opsc__snmp_path_t path) {
+    d->path = path;
+}
+
+void opsc__snmp_path_stats(const opsc_snmp_decoder_t *d, uint64_t *fast, uint64_t *declined) {
+    *fast = d->n_fast;
+    *declined = d->n_declined;
 }
 
 int opsc__snmp_raw_parse(opsc_snmp_decoder_t *d, unsigned char *buf, size_t len) {

@@ -17,6 +17,25 @@ struct snmp_session;
 
 /* ---- snmp_ber.c: the cheap look at a datagram before net-snmp sees it ---------------------- */
 
+/* A read position in a BER buffer: [p, end). The walkers below never read outside it. */
+typedef struct opsc__ber_s {
+    const unsigned char *p;
+    const unsigned char *end;
+} opsc__ber_t;
+
+/*
+ * One TLV at r->p: its tag, value and value length; r->p moves past it. Single-byte tags,
+ * definite lengths (short or long form of 1..4 bytes, minimal or not), value inside
+ * [p, end). 0 or -1.
+ */
+int opsc__ber_tlv(opsc__ber_t *r, int *tag, const unsigned char **val, size_t *vlen);
+
+/** A TLV that must have tag `want`. 0 or -1. */
+int opsc__ber_expect(opsc__ber_t *r, int want, const unsigned char **val, size_t *vlen);
+
+/** An INTEGER (tag 0x02) of 1..8 content bytes, sign-extended. 0 or -1. */
+int opsc__ber_int(opsc__ber_t *r, int64_t *out);
+
 #define OPSC__SNMP_FLAG_AUTH 0x01u
 #define OPSC__SNMP_FLAG_PRIV 0x02u
 #define OPSC__SNMP_FLAG_REPORTABLE 0x04u
@@ -52,6 +71,51 @@ typedef struct opsc__snmp_peek_s {
  * For v3 the security parameters are parsed only when msgSecurityModel is 3 (USM).
  */
 int opsc__snmp_peek(const unsigned char *buf, size_t len, opsc__snmp_peek_t *out);
+
+/* ---- snmp_fast.c: the v1/v2c fast path ---------------------------------------------------- */
+
+/* Scratch memory of one decode: reused, grown on demand, never shrunk. */
+typedef struct opsc__snmp_arena_s {
+    unsigned char *base;
+    size_t cap;
+} opsc__snmp_arena_t;
+
+/** Room for `need` bytes; the old contents are lost. 0 or -1 (out of memory). */
+int opsc__snmp_arena_reserve(opsc__snmp_arena_t *a, size_t need);
+void opsc__snmp_arena_free(opsc__snmp_arena_t *a);
+
+/* The fast path's answer "not mine": decode the datagram with net-snmp instead. */
+#define OPSC__SNMP_DECLINED 1
+
+/* More varbinds than this in one notification: declined (net-snmp has no limit of its own). */
+#define OPSC__SNMP_FAST_MAX_VARBINDS 256u
+
+/**
+ * Decode a v1 Trap-PDU or a v2c SNMPv2-Trap / InformRequest whose header
+ * opsc__snmp_peek accepted (pk), into *out exactly as net-snmp's snmp_parse
+ * and opsc__fill would, without net-snmp and without copying values: byte
+ * values point into buf, OIDs and varbinds into the arena. The caller set
+ * out->from, generic_trap and specific_trap (-1) and zeroed the rest.
+ * For an InformRequest, reply (may be NULL) gets the Response.
+ * Returns 0; OPSC__SNMP_DECLINED (anything but the canonical encoding of the
+ * types it knows: net-snmp decides, *out and reply are to be reset); or a
+ * negative reason (malformed: a notification without a usable trap OID or
+ * generic-trap; internal: out of memory) that net-snmp's path would give too.
+ * Pure: no I/O, no global state, any thread.
+ */
+int opsc__snmp_fast_decode(opsc__snmp_arena_t *arena, const unsigned char *buf, size_t len,
+                           const opsc__snmp_peek_t *pk, opsc_trap_t *out, opsc_buf_t *reply);
+
+/* Which decoder opsc_snmp_decode uses for v1/v2c (tests and benchmarks; no config key). */
+typedef enum {
+    OPSC__SNMP_PATH_AUTO = 0,    /* the fast path, net-snmp for what it declines */
+    OPSC__SNMP_PATH_NETSNMP = 1, /* net-snmp for everything, as before the fast path */
+} opsc__snmp_path_t;
+
+void opsc__snmp_set_path(opsc_snmp_decoder_t *d, opsc__snmp_path_t path);
+
+/** Tests: datagrams the fast path decided (accepted or dropped) and declined, since create. */
+void opsc__snmp_path_stats(const opsc_snmp_decoder_t *d, uint64_t *fast, uint64_t *declined);
 
 /* ---- snmp_v3.c: net-snmp set-up, USM users, Reports and Responses -------------------------- */
 
