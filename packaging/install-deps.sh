@@ -11,7 +11,8 @@ LIBS=(libuv1-dev libpq-dev libc-ares-dev libmbedtls-dev uuid-dev libjansson-dev 
 RUNTIME=(postgresql-15 postgresql-client-15)
 # clang + libclang-rt-14-dev: the libFuzzer targets (libFuzzer and the sanitizer
 # runtimes are in libclang-rt-14-dev, only Recommended by clang-14).
-TEST=(libcmocka-dev curl procps snmp clang libclang-rt-14-dev dnsmasq-base)
+# openssl + python3: tests/integration/test_http.sh (throwaway certificate, s_client, raw sockets).
+TEST=(libcmocka-dev curl procps snmp clang libclang-rt-14-dev dnsmasq-base openssl python3)
 
 want=("${BUILD[@]}" "${LIBS[@]}" "${RUNTIME[@]}")
 [[ ${1:-} == --test ]] && want+=("${TEST[@]}")

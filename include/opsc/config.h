@@ -108,6 +108,17 @@ typedef struct opsc_config_s {
         int64_t max_connections;
         int64_t max_header_bytes;
         int64_t idle_timeout_ms;
+        int64_t header_timeout_ms;
+        int64_t body_timeout_ms;
+        int64_t max_headers;
+        int64_t max_url_bytes;
+        int64_t max_body_bytes;
+        struct {
+            opsc_listen_list_t listen; /* count 0: no TLS listener */
+            char *cert;                /* PEM paths; NULL when unset */
+            char *key;
+            int64_t handshake_timeout_ms;
+        } tls;
     } http;
 
     struct {

@@ -7,26 +7,36 @@
 #include "opsc/config.h"
 
 /*
- * The HTTP/1.1 listener (llhttp). In the foundation it answers the
- * operations endpoints; the full API server (issue 4) grows from it.
+ * The HTTP/1.1 server (llhttp), plain and TLS listeners side by side. It
+ * answers the operations endpoints itself; the API registers its routes
+ * with opsc_ops_server_add_routes (handlers: opsc/http.h).
  *
  *   GET /health   200 {"status":"ok"} while the process runs
  *   GET /ready    200 {"status":"ready"} or 503 {"status":"not_ready","reasons":[...]}
  *   GET /metrics  Prometheus text format 0.0.4
  *
- * Keep-alive and pipelined requests are answered in order; other methods on
- * these paths get 405 with Allow; unknown paths 404; all errors are JSON:
+ * Keep-alive and pipelined requests are answered in order; request bodies by
+ * Content-Length or chunked; "Expect: 100-continue" gets 100 Continue only
+ * when the request will be accepted (route, method, content type and
+ * declared length all fine), else its final status at once. Other methods on
+ * a path get 405 with Allow; unknown paths 404; all errors are JSON:
  * {"error":{"code":"not_found","message":"no route for /x"}}.
  *
- * Limits: request line + headers over max_header_bytes -> 431, URL over
- * 8 KiB -> 414, body over 64 KiB -> 413, malformed -> 400, headers not
- * complete within header_timeout_ms of the first byte -> 408; each of these
+ * Limits: request line + headers over max_header_bytes or more than
+ * max_headers fields -> 431, URL over max_url_bytes -> 414, body over the
+ * route's limit -> 413 (at once when declared), wrong body type -> 415,
+ * malformed -> 400, headers not complete within header_timeout_ms of the
+ * first byte or a body silent for body_timeout_ms -> 408; each of these
  * closes the connection after the response. Connections beyond
- * max_connections are accepted and closed at once (counted).
+ * max_connections are accepted and closed at once (counted). A TLS client
+ * that does not finish its handshake within tls_handshake_timeout_ms is
+ * closed.
  *
  * Everything runs on the loop thread; no function here may be called from
  * another thread.
  */
+
+#include "opsc/http.h"
 
 typedef struct opsc_ops_server_s opsc_ops_server_t;
 
@@ -44,14 +54,23 @@ typedef struct opsc_ops_server_options_s {
     opsc_metrics_cb metrics;          /* NULL: only the server's own families */
     void *arg;                        /* passed to ready and metrics */
     int header_timeout_ms;            /* <= 0: 10 s (slowloris bound, from the first byte) */
+    int body_timeout_ms;              /* <= 0: 30 s of silence while a body arrives */
+    int max_headers;                  /* <= 0: 100 header fields */
+    size_t max_url_bytes;             /* 0: 8 KiB */
+    size_t max_body_bytes;            /* 0: 1 MiB (routes may declare more) */
+    const opsc_listen_list_t *tls_listen; /* NULL or empty: no TLS listener; copied */
+    const char *tls_cert;                 /* PEM paths, read by start */
+    const char *tls_key;
+    int tls_handshake_timeout_ms; /* <= 0: 10 s */
 } opsc_ops_server_options_t;
 
 /**
- * Bind and listen on every address of opts->listen (IPv6 sockets are
- * IPv6-only, so 0.0.0.0:P and [::]:P can both be listed). On failure returns
- * the libuv error (or OPSC_ECONFIG / OPSC_ENOMEM), writes one line naming the
- * address and the reason into errbuf ("http.listen 0.0.0.0:8080: address
- * already in use"), and starts closing whatever it opened: that memory is
+ * Bind and listen on every address of opts->listen and opts->tls_listen
+ * (IPv6 sockets are IPv6-only, so 0.0.0.0:P and [::]:P can both be listed).
+ * On failure returns the libuv error (or OPSC_ECONFIG / OPSC_ENOMEM), writes
+ * one line naming the address or file and the reason into errbuf
+ * ("http.listen 0.0.0.0:8080: address already in use", "http.tls.cert
+ * /x.pem: ..."), and starts closing whatever it opened: that memory is
  * released by close callbacks, so run the loop once more before
  * uv_loop_close. `ready` and `metrics` are called on the loop thread, from
  * inside a request; they must not close the server.
@@ -60,6 +79,14 @@ typedef struct opsc_ops_server_options_s {
  */
 int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts,
                           opsc_ops_server_t **out, char *errbuf, size_t errlen);
+/**
+ * Add a table of routes (kept by pointer: static storage) with the `arg`
+ * its handlers get. Tables are searched in the order added, after the
+ * operations endpoints; the first route whose path matches and allows the
+ * method wins. At most 16 tables. Returns 0 or OPSC_ENOMEM (table full).
+ */
+int opsc_ops_server_add_routes(opsc_ops_server_t *srv, const opsc_http_route_t *routes, size_t n,
+                               void *arg);
 /**
  * Stop accepting; close idle connections at once; connections with a request
  * or a response in progress finish it (answered with Connection: close) and
@@ -75,7 +102,10 @@ void opsc_ops_server_close(opsc_ops_server_t *srv, void (*done)(void *arg), void
 void opsc_ops_server_abort(opsc_ops_server_t *srv);
 /** Number of open client connections (rejected ones are never counted). */
 int opsc_ops_server_connections(const opsc_ops_server_t *srv);
-/** Bound port of listen address idx (useful with port 0), or a negative error. */
+/**
+ * Bound port of listener idx (useful with port 0), or a negative error: the
+ * addresses of opts->listen first, then those of opts->tls_listen.
+ */
 int opsc_ops_server_port(const opsc_ops_server_t *srv, int idx);
 /**
  * The server's own families (opsc_http_*). /metrics appends them after

@@ -71,6 +71,33 @@ const opsc_config_key_t opsc_config_keys[] = {
     OPSC__KEY("http.idle_timeout", OPSC_CFG_DURATION, http.idle_timeout_ms, "60s",
               OPSC__MS_S, OPSC__MS_H, 0, 0,
               "An HTTP connection idle for this long is closed."),
+    OPSC__KEY("http.header_timeout", OPSC_CFG_DURATION, http.header_timeout_ms, "10s", 100,
+              10 * OPSC__MS_M, 0, 0,
+              "Time from the first byte of a request until its headers are complete (the "
+              "slowloris bound); a client still sending headers then gets 408 and is closed."),
+    OPSC__KEY("http.body_timeout", OPSC_CFG_DURATION, http.body_timeout_ms, "30s", 100,
+              OPSC__MS_H, 0, 0,
+              "Longest silence while a request body arrives; then 408 and the connection closes."),
+    OPSC__KEY("http.max_headers", OPSC_CFG_INT, http.max_headers, "100", 1, 1000, 0, 0,
+              "Most header fields in one HTTP request; more is answered with 431."),
+    OPSC__KEY("http.max_url_bytes", OPSC_CFG_SIZE, http.max_url_bytes, "8KiB", 256, OPSC__MIB,
+              0, 0,
+              "Longest request target (path and query) accepted; longer is answered with 414."),
+    OPSC__KEY("http.max_body_bytes", OPSC_CFG_SIZE, http.max_body_bytes, "1MiB", OPSC__KIB,
+              OPSC__GIB, 0, 0,
+              "Largest request body accepted (413 beyond it), declared or chunked; bulk "
+              "endpoints declare a larger limit of their own."),
+    OPSC__KEY("http.tls.listen", OPSC_CFG_LISTEN_TCP, http.tls.listen, NULL, 0, 0, 0, 0,
+              "TCP addresses of the HTTPS listener (same routes as http.listen, TLS 1.2 with "
+              "ECDHE and AES-GCM or ChaCha20-Poly1305): comma-separated HOST:PORT or "
+              "[IPV6]:PORT; unset: no TLS. Needs http.tls.cert and http.tls.key."),
+    OPSC__KEY("http.tls.cert", OPSC_CFG_STRING, http.tls.cert, NULL, 0, 0, 0, 0,
+              "PEM file with the server certificate, followed by any intermediate certificates."),
+    OPSC__KEY("http.tls.key", OPSC_CFG_STRING, http.tls.key, NULL, 0, 0, 0, 0,
+              "PEM file with the private key of http.tls.cert (unencrypted)."),
+    OPSC__KEY("http.tls.handshake_timeout", OPSC_CFG_DURATION, http.tls.handshake_timeout_ms,
+              "10s", 100, 10 * OPSC__MS_M, 0, 0,
+              "A TLS client that has not completed its handshake within this time is closed."),
     OPSC__KEY("snmp.listen", OPSC_CFG_LISTEN_UDP, snmp.listen, "udp:0.0.0.0:162,udp6:[::]:162",
               0, 0, 0, 0,
               "UDP addresses that receive SNMP traps and informs: comma-separated "
@@ -1363,6 +1390,11 @@ int opsc_config_parse_value(const opsc_config_key_t *key, const char *text, void
         return OPSC_ECONFIG;
     }
     opsc__trim(text, t, sizeof(t));
+    if (t[0] == '\0' && key->type == OPSC_CFG_LISTEN_TCP && key->def == NULL) {
+        /* An optional listener (http.tls.listen): unset means none. */
+        memset(dst, 0, sizeof(opsc_listen_list_t));
+        return 0;
+    }
     if (t[0] == '\0') {
         opsc__bad_value(key, t, errbuf, errlen, expected);
         return OPSC_ECONFIG;
@@ -2054,11 +2086,20 @@ static int opsc__load_section(opsc__load_t *ld, const char *section, struct fy_n
         int line = opsc__node_line(k, section_line);
         snprintf(full, sizeof(full), "%s.%s", section, name);
         const opsc_config_key_t *key = opsc_config_find_key(full);
+        struct fy_node *v = fy_node_pair_value(pair);
+        if (key == NULL && opsc__is_section(full) && v != NULL && fy_node_is_mapping(v)) {
+            /* A nested section: "http:" then "tls:" then "cert: ...". */
+            int rc = opsc__load_section(ld, full, v, line);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
         if (key == NULL) {
             opsc__unknown_key(ld, full, line);
             return OPSC_ECONFIG;
         }
-        int rc = opsc__apply_node(ld, key, fy_node_pair_value(pair), line);
+        int rc = opsc__apply_node(ld, key, v, line);
         if (rc != 0) {
             return rc;
         }
@@ -2289,6 +2330,14 @@ static int opsc__check(opsc__load_t *ld) {
                    vmax, ld->src[opsc__key_index(kmax)], vmin, ld->src[opsc__key_index(kmin)]);
         return OPSC_ECONFIG;
     }
+    if (c->http.tls.listen.count > 0 && (c->http.tls.cert == NULL || c->http.tls.key == NULL)) {
+        const opsc_config_key_t *kl = opsc_config_find_key("http.tls.listen");
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
+                           "http.tls.listen (%s) needs http.tls.cert and http.tls.key: the PEM "
+                           "files of the server certificate and its private key",
+                           ld->src[opsc__key_index(kl)]);
+        return OPSC_ECONFIG;
+    }
     return 0;
 }
 
@@ -2433,7 +2482,9 @@ void opsc_config_print_effective(const opsc_config_t *cfg, FILE *out) {
             (key->type == OPSC_CFG_ENGINE_ID &&
              ((const opsc_engine_id_t *)opsc__cfield(cfg, key))->len == 0) ||
             (key->type == OPSC_CFG_SNMP_V3_USERS &&
-             ((const opsc_snmp_v3_users_t *)opsc__cfield(cfg, key))->count == 0)) {
+             ((const opsc_snmp_v3_users_t *)opsc__cfield(cfg, key))->count == 0) ||
+            (key->type == OPSC_CFG_LISTEN_TCP &&
+             ((const opsc_listen_list_t *)opsc__cfield(cfg, key))->count == 0)) {
             fprintf(out, "%s = (unset)\n", key->path);
             continue;
         }

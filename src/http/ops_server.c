@@ -42,42 +42,72 @@ static void conn_close(opsc__http_conn_t *c);
 static void conn_process(opsc__http_conn_t *c);
 static void conn_flush(opsc__http_conn_t *c);
 
-static void handle_health(opsc__http_conn_t *c, opsc__http_req_t *req);
-static void handle_ready(opsc__http_conn_t *c, opsc__http_req_t *req);
-static void handle_metrics(opsc__http_conn_t *c, opsc__http_req_t *req);
+static void handle_health(opsc__http_conn_t *c, opsc__http_req_t *req, void *arg);
+static void handle_ready(opsc__http_conn_t *c, opsc__http_req_t *req, void *arg);
+static void handle_metrics(opsc__http_conn_t *c, opsc__http_req_t *req, void *arg);
 
 #define GET_HEAD (OPSC__HTTP_M(HTTP_GET) | OPSC__HTTP_M(HTTP_HEAD))
 
-/* The route table; the API server adds its resources here (and prefix routes). */
-static const opsc__http_route_t opsc__http_routes[] = {
-    {GET_HEAD, "/health", handle_health},
-    {GET_HEAD, "/ready", handle_ready},
-    {GET_HEAD, "/metrics", handle_metrics},
+/* The operations endpoints; the API adds its tables with opsc_ops_server_add_routes. */
+static const opsc_http_route_t opsc__http_routes[] = {
+    {.methods = GET_HEAD, .path = "/health", .handler = handle_health},
+    {.methods = GET_HEAD, .path = "/ready", .handler = handle_ready},
+    {.methods = GET_HEAD, .path = "/metrics", .handler = handle_metrics},
 };
+
+/* opsc/http.h promises llhttp's method numbers. */
+_Static_assert((int)OPSC_HTTP_DELETE == (int)HTTP_DELETE && (int)OPSC_HTTP_GET == (int)HTTP_GET &&
+                   (int)OPSC_HTTP_HEAD == (int)HTTP_HEAD && (int)OPSC_HTTP_POST == (int)HTTP_POST &&
+                   (int)OPSC_HTTP_PUT == (int)HTTP_PUT &&
+                   (int)OPSC_HTTP_OPTIONS == (int)HTTP_OPTIONS &&
+                   (int)OPSC_HTTP_PATCH == (int)HTTP_PATCH,
+               "OPSC_HTTP_* method values must match llhttp's");
 
 static opsc_log_ratelimit_t opsc__http_log_rl = OPSC_LOG_RATELIMIT_INIT(10000, 10);
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-static const char *reason_phrase(int status) {
+const char *opsc_http_reason(int status) {
     switch (status) {
+    case 100:
+        return "Continue";
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
     case 204:
         return "No Content";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
     case 413:
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -189,6 +219,12 @@ static void req_reset(opsc__http_req_t *req) {
     req->path = "";
     req->query = "";
     req->nheaders = 0;
+    req->route = NULL;
+    req->route_arg = NULL;
+    req->body_limit = 0;
+    req->body_seen = 0;
+    req->refused = 0;
+    req->discard_body = 0;
     req->in_field = 0;
     req->in_value = 0;
     req->header_bytes = 0;
@@ -199,6 +235,9 @@ static void req_free(opsc__http_req_t *req) {
     opsc_buf_free(&req->target);
     opsc_buf_free(&req->hbuf);
     opsc_buf_free(&req->body);
+    opsc_free(req->headers);
+    req->headers = NULL;
+    req->headers_cap = 0;
 }
 
 const char *opsc__http_req_header(const opsc__http_req_t *req, const char *name) {
@@ -260,6 +299,23 @@ static int parse_fail(opsc__http_conn_t *c, int status, const char *code, const 
     return HPE_USER;
 }
 
+static int req_grow_headers(opsc__http_conn_t *c) {
+    opsc__http_req_t *req = &c->req;
+    int cap = req->headers_cap == 0 ? 16 : req->headers_cap * 2;
+    opsc__http_header_t *h;
+
+    if (cap > c->srv->opts.max_headers) {
+        cap = c->srv->opts.max_headers;
+    }
+    h = opsc_realloc(req->headers, (size_t)cap * sizeof(*h));
+    if (h == NULL) {
+        return OPSC_ENOMEM;
+    }
+    req->headers = h;
+    req->headers_cap = cap;
+    return 0;
+}
+
 static int check_header_bytes(opsc__http_conn_t *c) {
     if (c->req.header_bytes > (size_t)c->srv->opts.max_header_bytes) {
         return parse_fail(c, 431, "header_too_large", "request header fields too large");
@@ -283,8 +339,8 @@ static int on_message_begin(llhttp_t *p) {
 static int on_url(llhttp_t *p, const char *at, size_t len) {
     opsc__http_conn_t *c = p->data;
 
-    if (c->req.url.len + len > OPSC__HTTP_MAX_URL) {
-        return parse_fail(c, 414, "uri_too_long", "request target longer than 8192 bytes");
+    if (c->req.url.len + len > c->srv->opts.max_url_bytes) {
+        return parse_fail(c, 414, "uri_too_long", "request target too long");
     }
     c->req.header_bytes += len;
     if (check_header_bytes(c) != 0) {
@@ -301,8 +357,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     opsc__http_req_t *req = &c->req;
 
     if (!req->in_field) {
-        if (req->nheaders >= OPSC__HTTP_MAX_HEADERS) {
+        if (req->nheaders >= c->srv->opts.max_headers) {
             return parse_fail(c, 431, "header_too_large", "too many header fields");
+        }
+        if (req->nheaders >= req->headers_cap && req_grow_headers(c) != 0) {
+            return parse_fail(c, 500, "internal", "out of memory");
         }
         req->in_field = 1;
         req->headers[req->nheaders].name_off = (uint32_t)req->hbuf.len;
@@ -369,9 +428,136 @@ static int on_header_value_complete(llhttp_t *p) {
     return 0;
 }
 
+/*
+ * Routing: the first route (operations endpoints, then the tables added in
+ * order) whose path matches and that allows the method. *allowed collects
+ * the methods of every route whose path matches, for 405's Allow.
+ */
+static const opsc_http_route_t *route_find(opsc_ops_server_t *srv, const char *path, int method,
+                                           void **arg, uint64_t *allowed) {
+    int t;
+    size_t i;
+
+    *allowed = 0;
+    for (t = 0; t < srv->ntables; t++) {
+        const opsc__http_route_table_t *tab = &srv->tables[t];
+        for (i = 0; i < tab->n; i++) {
+            const opsc_http_route_t *r = &tab->routes[i];
+            int match = r->prefix ? strncmp(path, r->path, strlen(r->path)) == 0
+                                  : strcmp(path, r->path) == 0;
+            if (!match) {
+                continue;
+            }
+            *allowed |= r->methods;
+            if (method >= 0 && method < 64 && (r->methods & OPSC__HTTP_M(method))) {
+                *arg = tab->arg;
+                return r;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* "Allow: GET, HEAD\r\n" into out. */
+static void format_allow(opsc_buf_t *out, uint64_t methods) {
+    const char *sep = "";
+    int m;
+
+    opsc_buf_appends(out, "Allow: ");
+    for (m = 0; m < 64; m++) {
+        if (methods & OPSC__HTTP_M(m)) {
+            opsc_buf_printf(out, "%s%s", sep, llhttp_method_name((llhttp_method_t)m));
+            sep = ", ";
+        }
+    }
+    opsc_buf_appends(out, "\r\n");
+}
+
+/* Media type of a Content-Type value equals want (parameters and case ignored). */
+static int media_type_is(const char *value, const char *want) {
+    size_t n = strlen(want);
+
+    while (*value == ' ' || *value == '\t') {
+        value++;
+    }
+    if (strncasecmp(value, want, n) != 0) {
+        return 0;
+    }
+    value += n;
+    while (*value == ' ' || *value == '\t') {
+        value++;
+    }
+    return *value == '\0' || *value == ';';
+}
+
+/*
+ * Decide, before any body byte is read, whether this request will be
+ * accepted. A body declared larger than the limit is refused now (413, then
+ * close). Other refusals (404, 405, 415) of a request that asked
+ * "Expect: 100-continue" are answered now, without 100 Continue, and the
+ * connection closed: the client holds its body back. Without Expect, the
+ * body (bounded like any other) is read and dropped and the refusal answered
+ * in order, so the connection stays usable.
+ */
+static int check_request(opsc__http_conn_t *c, llhttp_t *p) {
+    opsc__http_req_t *req = &c->req;
+    opsc_ops_server_t *srv = c->srv;
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    int has_body = chunked || ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
+    const char *expect = opsc__http_req_header(req, "Expect");
+    uint64_t allowed = 0;
+
+    req->route = route_find(srv, req->path, req->method, &req->route_arg, &allowed);
+    req->body_limit = srv->opts.max_body_bytes;
+    if (req->route != NULL && req->route->max_body > 0) {
+        req->body_limit = req->route->max_body;
+    }
+    if (!has_body) {
+        return 0; /* errors, if any, are answered at message complete; Expect is moot */
+    }
+    if (expect != NULL && strcasecmp(expect, "100-continue") != 0) {
+        return parse_fail(c, 417, "expectation_failed", "only Expect: 100-continue is supported");
+    }
+    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > req->body_limit) {
+        return parse_fail(c, 413, "payload_too_large", "request body too large");
+    }
+    if (req->route != NULL && req->route->body_type != NULL) {
+        const char *ct = opsc__http_req_header(req, "Content-Type");
+        if (ct == NULL || !media_type_is(ct, req->route->body_type)) {
+            req->refused = 415;
+        }
+    } else if (req->route == NULL) {
+        req->refused = allowed == 0 ? 404 : 405;
+    }
+    if (req->refused != 0) {
+        req->discard_body = 1;
+        if (expect == NULL) {
+            return 0;
+        }
+        switch (req->refused) {
+        case 404:
+            return parse_fail(c, 404, "not_found", "no route for this path");
+        case 405:
+            opsc_buf_reset(&c->err_extra);
+            format_allow(&c->err_extra, allowed);
+            return parse_fail(c, 405, "method_not_allowed", "method not allowed on this path");
+        default:
+            return parse_fail(c, 415, "unsupported_media_type",
+                              "request body of a Content-Type this endpoint does not take");
+        }
+    }
+    if (expect != NULL && req->http_major == 1 && req->http_minor >= 1 &&
+        opsc_buf_appends(&c->out, "HTTP/1.1 100 Continue\r\n\r\n") == 0) {
+        srv->continues++;
+        conn_flush(c);
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p) {
     opsc__http_conn_t *c = p->data;
     opsc__http_req_t *req = &c->req;
+    int rc;
 
     req->method = llhttp_get_method(p);
     req->http_major = llhttp_get_http_major(p);
@@ -381,19 +567,24 @@ static int on_headers_complete(llhttp_t *p) {
     if (req_split_target(req) != 0) {
         return parse_fail(c, 500, "internal", "out of memory");
     }
-    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > OPSC__HTTP_MAX_BODY) {
-        return parse_fail(c, 413, "payload_too_large", "request body larger than 65536 bytes");
+    rc = check_request(c, p);
+    if (rc != 0) {
+        return rc;
     }
     c->state = OPSC__HTTP_BODY;
-    conn_arm_timer(c, c->srv->opts.idle_timeout_ms);
+    conn_arm_timer(c, c->srv->opts.body_timeout_ms);
     return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
     opsc__http_conn_t *c = p->data;
 
-    if (c->req.body.len + len > OPSC__HTTP_MAX_BODY) {
-        return parse_fail(c, 413, "payload_too_large", "request body larger than 65536 bytes");
+    if (c->req.body_seen + len > c->req.body_limit) {
+        return parse_fail(c, 413, "payload_too_large", "request body too large");
+    }
+    c->req.body_seen += len;
+    if (c->req.discard_body) {
+        return 0;
     }
     if (opsc_buf_append(&c->req.body, at, len) != 0) {
         return parse_fail(c, 500, "internal", "out of memory");
@@ -401,52 +592,47 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
     return 0;
 }
 
+static void respond_error_body(opsc__http_conn_t *c, int status, const char *code,
+                               const char *message, const char *field, const char *extra);
+
 static void dispatch(opsc__http_conn_t *c) {
     opsc__http_req_t *req = &c->req;
-    size_t i;
+    opsc_buf_t msg = OPSC_BUF_INIT;
+    uint64_t allowed = 0;
 
     if (llhttp_get_upgrade(&c->parser)) {
         /* No upgrades here (WebSocket arrives with the API server): answer, then close. */
         c->force_close = 1;
     }
-    for (i = 0; i < sizeof(opsc__http_routes) / sizeof(opsc__http_routes[0]); i++) {
-        const opsc__http_route_t *r = &opsc__http_routes[i];
-        if (strcmp(r->path, req->path) != 0) {
-            continue;
-        }
-        if (req->method >= 0 && req->method < 64 && (r->methods & OPSC__HTTP_M(req->method))) {
-            r->handler(c, req);
-        } else {
-            opsc_buf_t allow = OPSC_BUF_INIT;
-            opsc_buf_t msg = OPSC_BUF_INIT;
-            const char *sep = "";
-            int m;
-            opsc_buf_appends(&allow, "Allow: ");
-            for (m = 0; m < 64; m++) {
-                if (r->methods & OPSC__HTTP_M(m)) {
-                    opsc_buf_printf(&allow, "%s%s", sep, llhttp_method_name((llhttp_method_t)m));
-                    sep = ", ";
-                }
-            }
-            opsc_buf_appends(&allow, "\r\n");
-            opsc_buf_printf(&msg, "method %s not allowed on %s",
-                            llhttp_method_name((llhttp_method_t)req->method), r->path);
-            opsc__http_respond_error(c, 405, "method_not_allowed",
-                                     msg.base != NULL ? msg.base : "method not allowed",
-                                     allow.base);
-            opsc_buf_free(&allow);
-            opsc_buf_free(&msg);
-        }
+    if (req->refused == 415) {
+        opsc_buf_printf(&msg, "request body must be %s", req->route->body_type);
+        respond_error_body(c, 415, "unsupported_media_type",
+                           msg.base != NULL ? msg.base : "unsupported media type", "Content-Type",
+                           NULL);
+        opsc_buf_free(&msg);
         return;
     }
-    {
-        opsc_buf_t msg = OPSC_BUF_INIT;
+    if (req->route != NULL) {
+        req->route->handler(c, req, req->route_arg);
+        return;
+    }
+    (void)route_find(c->srv, req->path, req->method, &req->route_arg, &allowed);
+    if (allowed != 0) {
+        opsc_buf_t allow = OPSC_BUF_INIT;
+        format_allow(&allow, allowed);
+        opsc_buf_printf(&msg, "method %s not allowed on ",
+                        llhttp_method_name((llhttp_method_t)req->method));
+        append_safe_text(&msg, req->path, 200);
+        opsc__http_respond_error(c, 405, "method_not_allowed",
+                                 msg.base != NULL ? msg.base : "method not allowed", allow.base);
+        opsc_buf_free(&allow);
+    } else {
         opsc_buf_appends(&msg, "no route for ");
         append_safe_text(&msg, req->path, 200);
         opsc__http_respond_error(c, 404, "not_found", msg.base != NULL ? msg.base : "no route",
                                  NULL);
-        opsc_buf_free(&msg);
     }
+    opsc_buf_free(&msg);
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -487,7 +673,7 @@ void opsc__http_respond(opsc__http_conn_t *c, int status, const char *ctype, con
                          "HTTP/1.1 %d %s\r\n"
                          "Server: opsconductor\r\n"
                          "Date: %s\r\n",
-                         status, reason_phrase(status), server_date(srv));
+                         status, opsc_http_reason(status), server_date(srv));
     if (rc == 0 && ctype != NULL) {
         rc = opsc_buf_printf(&c->out, "Content-Type: %s\r\n", ctype);
     }
@@ -532,18 +718,59 @@ void opsc__http_respond(opsc__http_conn_t *c, int status, const char *ctype, con
     conn_process(c); /* no-op inside conn_process; else an async answer unblocks parsing */
 }
 
-void opsc__http_respond_error(opsc__http_conn_t *c, int status, const char *code,
-                              const char *message, const char *extra) {
+/*
+ * The error body. Messages and fields may quote client input: jansson
+ * refuses invalid UTF-8, so fall back to a body without them rather than
+ * answer with nothing.
+ */
+static void respond_error_body(opsc__http_conn_t *c, int status, const char *code,
+                               const char *message, const char *field, const char *extra) {
     opsc_buf_t body = OPSC_BUF_INIT;
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    json_t *err = json_pack("{s:s,s:s}", "code", code != NULL ? code : "error", "message",
+                            message != NULL ? message : "");
+    json_t *j;
 
+    if (err != NULL && field != NULL) {
+        json_t *f = json_string(field);
+        json_object_set_new(err, "field", f != NULL ? f : json_string("(not UTF-8)"));
+    }
+    j = err != NULL ? json_pack("{s:o}", "error", err) : NULL;
     if (json_to_buf(j, &body) != 0) {
         opsc_buf_reset(&body);
-        opsc_buf_printf(&body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, code);
+        opsc_buf_printf(&body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                        code != NULL ? code : "error", opsc_http_reason(status));
     }
     json_decref(j);
     opsc__http_respond(c, status, "application/json", extra, body.base, body.len);
     opsc_buf_free(&body);
+}
+
+void opsc__http_respond_error(opsc__http_conn_t *c, int status, const char *code,
+                              const char *message, const char *extra) {
+    respond_error_body(c, status, code, message, NULL, extra);
+}
+
+void opsc_http_respond(opsc_http_conn_t *c, int status, const char *ctype, const char *extra,
+                       const void *body, size_t len) {
+    opsc__http_respond(c, status, ctype, extra, body, len);
+}
+
+void opsc_http_error(opsc_http_conn_t *c, int status, const char *code, const char *message,
+                     const char *field) {
+    respond_error_body(c, status, code, message, field, NULL);
+}
+
+void opsc_http_error_ex(opsc_http_conn_t *c, int status, const char *code, const char *message,
+                        const char *field, const char *extra) {
+    respond_error_body(c, status, code, message, field, extra);
+}
+
+void opsc_http_error_retry(opsc_http_conn_t *c, int status, const char *code, const char *message,
+                           int retry_after_s) {
+    char extra[48];
+
+    snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", retry_after_s < 1 ? 1 : retry_after_s);
+    respond_error_body(c, status, code, message, NULL, extra);
 }
 
 static void respond_json(opsc__http_conn_t *c, int status, json_t *j) {
@@ -560,8 +787,44 @@ static void respond_json(opsc__http_conn_t *c, int status, json_t *j) {
     opsc_buf_free(&body);
 }
 
-static void handle_health(opsc__http_conn_t *c, opsc__http_req_t *req) {
+void opsc_http_respond_json(opsc_http_conn_t *c, int status, json_t *j) {
+    respond_json(c, status, j);
+}
+
+int opsc_http_req_method(const opsc_http_req_t *req) {
+    return req->method;
+}
+
+const char *opsc_http_req_path(const opsc_http_req_t *req) {
+    return req->path;
+}
+
+const char *opsc_http_req_query(const opsc_http_req_t *req) {
+    return req->query;
+}
+
+const char *opsc_http_req_body(const opsc_http_req_t *req, size_t *len) {
+    if (len != NULL) {
+        *len = req->body.len;
+    }
+    return req->body.base != NULL ? req->body.base : "";
+}
+
+const char *opsc_http_req_header(const opsc_http_req_t *req, const char *name) {
+    return opsc__http_req_header(req, name);
+}
+
+const char *opsc_http_conn_peer(const opsc_http_conn_t *c) {
+    return c->peer;
+}
+
+int opsc_http_conn_is_tls(const opsc_http_conn_t *c) {
+    return c->tx.tls != NULL;
+}
+
+static void handle_health(opsc__http_conn_t *c, opsc__http_req_t *req, void *arg) {
     (void)req;
+    (void)arg;
     respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
 }
 
@@ -575,12 +838,13 @@ static void ready_add(void *ctx, const char *reason) {
     json_array_append_new(reasons, s);
 }
 
-static void handle_ready(opsc__http_conn_t *c, opsc__http_req_t *req) {
+static void handle_ready(opsc__http_conn_t *c, opsc__http_req_t *req, void *arg) {
     opsc_ops_server_t *srv = c->srv;
     json_t *reasons = json_array();
     int ready;
 
     (void)req;
+    (void)arg;
     if (reasons == NULL) {
         opsc__http_respond_error(c, 500, "internal", "out of memory", NULL);
         return;
@@ -594,11 +858,12 @@ static void handle_ready(opsc__http_conn_t *c, opsc__http_req_t *req) {
     }
 }
 
-static void handle_metrics(opsc__http_conn_t *c, opsc__http_req_t *req) {
+static void handle_metrics(opsc__http_conn_t *c, opsc__http_req_t *req, void *arg) {
     opsc_ops_server_t *srv = c->srv;
     opsc_buf_t body = OPSC_BUF_INIT;
 
     (void)req;
+    (void)arg;
     srv->rendering = 1;
     srv->self_rendered = 0;
     if (srv->opts.metrics != NULL) {
@@ -625,14 +890,14 @@ static void maybe_finish(opsc_ops_server_t *srv) {
     }
     done = srv->done;
     arg = srv->done_arg;
+    opsc_tls_server_destroy(srv->tls); /* every TLS connection closed: live == 0 */
     opsc_free(srv);
     if (done != NULL) {
         done(arg);
     }
 }
 
-static void conn_handle_closed(uv_handle_t *h) {
-    opsc__http_conn_t *c = h->data;
+static void conn_release(opsc__http_conn_t *c) {
     opsc_ops_server_t *srv = c->srv;
 
     if (--c->handles > 0) {
@@ -640,12 +905,21 @@ static void conn_handle_closed(uv_handle_t *h) {
     }
     opsc__http_list_remove(&c->link);
     req_free(&c->req);
+    opsc_buf_free(&c->err_extra);
     opsc_buf_free(&c->in);
     opsc_buf_free(&c->out);
     opsc_buf_free(&c->wbuf);
     opsc_free(c);
     srv->live--;
     maybe_finish(srv);
+}
+
+static void conn_timer_closed(uv_handle_t *h) {
+    conn_release(h->data);
+}
+
+static void conn_transport_closed(opsc_transport_t *t) {
+    conn_release(t->data);
 }
 
 static void conn_close(opsc__http_conn_t *c) {
@@ -657,9 +931,9 @@ static void conn_close(opsc__http_conn_t *c) {
         c->srv->nconns--;
     }
     /* Cancels a write or shutdown in flight; their callbacks run before ours. */
-    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    opsc_transport_close(&c->tx, conn_transport_closed);
     if (c->timer_open) {
-        uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+        uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
     }
 }
 
@@ -673,6 +947,11 @@ static void conn_arm_timer(opsc__http_conn_t *c, int ms) {
 static void conn_timer_cb(uv_timer_t *t) {
     opsc__http_conn_t *c = t->data;
 
+    if (c->handshaking) {
+        c->srv->tls_handshake_failures++;
+        conn_close(c); /* nothing to answer over a connection not yet secured */
+        return;
+    }
     switch (c->state) {
     case OPSC__HTTP_HEADERS:
     case OPSC__HTTP_BODY:
@@ -692,8 +971,8 @@ static void conn_timer_cb(uv_timer_t *t) {
     }
 }
 
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    opsc__http_conn_t *c = h->data;
+static void conn_alloc_cb(opsc_transport_t *t, size_t suggested, uv_buf_t *buf) {
+    opsc__http_conn_t *c = t->data;
 
     (void)suggested;
     if (c->state == OPSC__HTTP_LINGER) {
@@ -709,18 +988,30 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     buf->len = c->in.cap - c->in.len - 1; /* keep room for the NUL */
 }
 
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    opsc__http_conn_t *c = s->data;
+static void conn_read_cb(opsc_transport_t *t, ssize_t nread, const uv_buf_t *buf) {
+    opsc__http_conn_t *c = t->data;
 
     (void)buf;
     if (c->closing) {
         return;
     }
+    if (c->handshaking && opsc_transport_ready(&c->tx)) {
+        /* TLS is up: from now on the usual keep-alive wait for the first request. */
+        c->handshaking = 0;
+        if (c->state == OPSC__HTTP_IDLE) {
+            conn_arm_timer(c, c->srv->opts.idle_timeout_ms);
+        }
+    }
     if (nread == 0) {
         return;
     }
     if (nread < 0) {
-        c->reading = 0; /* libuv stopped reading on EOF and errors */
+        c->reading = 0; /* the transport stopped reading on EOF and errors */
+        if (c->handshaking) {
+            c->srv->tls_handshake_failures++;
+            conn_close(c);
+            return;
+        }
         if (nread != UV_EOF || c->state == OPSC__HTTP_LINGER) {
             conn_close(c);
             return;
@@ -737,7 +1028,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->in.len += (size_t)nread;
     c->in.base[c->in.len] = '\0';
     if (c->state == OPSC__HTTP_BODY) {
-        conn_arm_timer(c, c->srv->opts.idle_timeout_ms);
+        conn_arm_timer(c, c->srv->opts.body_timeout_ms); /* body idle: reset by every read */
     }
     conn_process(c);
 }
@@ -746,7 +1037,7 @@ static void conn_read_start(opsc__http_conn_t *c) {
     if (c->reading || c->closing || c->peer_eof) {
         return;
     }
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) != 0) {
+    if (opsc_transport_read_start(&c->tx, conn_alloc_cb, conn_read_cb) != 0) {
         conn_close(c);
         return;
     }
@@ -757,7 +1048,7 @@ static void conn_read_stop(opsc__http_conn_t *c) {
     if (!c->reading) {
         return;
     }
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    opsc_transport_read_stop(&c->tx);
     c->reading = 0;
 }
 
@@ -770,7 +1061,8 @@ static void parse_error(opsc__http_conn_t *c, llhttp_errno_t err) {
     }
     c->force_close = 1;
     if (c->err_status != 0) {
-        opsc__http_respond_error(c, c->err_status, c->err_code, c->err_message, NULL);
+        opsc__http_respond_error(c, c->err_status, c->err_code, c->err_message,
+                                 c->err_extra.len > 0 ? c->err_extra.base : NULL);
         return;
     }
     if (opsc_log_enabled(OPSC_LOG_DEBUG) &&
@@ -848,8 +1140,8 @@ static void conn_process(opsc__http_conn_t *c) {
     c->in_process = 0;
 }
 
-static void conn_shutdown_cb(uv_shutdown_t *r, int status) {
-    opsc__http_conn_t *c = r->data;
+static void conn_shutdown_cb(opsc_transport_t *t, int status) {
+    opsc__http_conn_t *c = t->data;
 
     if (c->closing) {
         return;
@@ -859,8 +1151,8 @@ static void conn_shutdown_cb(uv_shutdown_t *r, int status) {
     }
 }
 
-static void conn_write_cb(uv_write_t *w, int status) {
-    opsc__http_conn_t *c = w->data;
+static void conn_write_cb(opsc_transport_t *t, int status) {
+    opsc__http_conn_t *c = t->data;
 
     c->writing = 0;
     c->wbuf.len = 0;
@@ -890,9 +1182,7 @@ static void conn_flush(opsc__http_conn_t *c) {
     if (c->out.len == 0) {
         if (c->state == OPSC__HTTP_DRAINING) {
             c->state = OPSC__HTTP_LINGER;
-            c->sreq.data = c;
-            if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0 ||
-                c->peer_eof) {
+            if (opsc_transport_shutdown(&c->tx, conn_shutdown_cb) != 0 || c->peer_eof) {
                 conn_close(c);
                 return;
             }
@@ -908,8 +1198,7 @@ static void conn_flush(opsc__http_conn_t *c) {
     c->out = tmp;
     c->out.len = 0;
     b = uv_buf_init(c->wbuf.base, (unsigned int)c->wbuf.len);
-    c->wreq.data = c;
-    err = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
+    err = opsc_transport_write(&c->tx, &b, 1, conn_write_cb);
     if (err != 0) {
         conn_close(c);
         return;
@@ -917,11 +1206,27 @@ static void conn_flush(opsc__http_conn_t *c) {
     c->writing = 1;
 }
 
+static void conn_set_peer(opsc__http_conn_t *c) {
+    struct sockaddr_storage ss;
+    int len = (int)sizeof(ss);
+
+    c->peer[0] = '\0';
+    if (uv_tcp_getpeername(&c->tx.tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+    } else if (ss.ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
+    }
+}
+
 static void on_connection(uv_stream_t *server, int status) {
     opsc__http_listener_t *l = server->data;
     opsc_ops_server_t *srv = l->srv;
     opsc__http_conn_t *c;
     unsigned long long suppressed = 0;
+    int err;
 
     if (status < 0) {
         srv->accept_errors++;
@@ -939,16 +1244,18 @@ static void on_connection(uv_stream_t *server, int status) {
     c->srv = srv;
     opsc__http_list_init(&c->link);
     req_reset(&c->req);
-    if (uv_tcp_init(srv->loop, &c->tcp) != 0) {
+    err = l->tls ? opsc_transport_tls_init(srv->loop, &c->tx, srv->tls)
+                 : opsc_transport_tcp_init(srv->loop, &c->tx);
+    if (err != 0) {
         srv->accept_errors++;
         opsc_free(c);
         return;
     }
-    c->tcp.data = c;
+    c->tx.data = c;
     c->handles = 1;
     srv->live++;
     opsc__http_list_insert_tail(&srv->conns, &c->link);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->tx.tcp) != 0) {
         srv->accept_errors++;
         conn_close(c);
         return;
@@ -968,11 +1275,17 @@ static void on_connection(uv_stream_t *server, int status) {
     c->counted = 1;
     srv->nconns++;
     srv->accepted++;
-    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_nodelay(&c->tx.tcp, 1);
+    conn_set_peer(c);
     llhttp_init(&c->parser, HTTP_REQUEST, &opsc__http_settings);
     c->parser.data = c;
     c->state = OPSC__HTTP_IDLE;
-    conn_arm_timer(c, srv->opts.idle_timeout_ms);
+    if (l->tls) {
+        c->handshaking = 1;
+        conn_arm_timer(c, srv->opts.tls_handshake_timeout_ms);
+    } else {
+        conn_arm_timer(c, srv->opts.idle_timeout_ms);
+    }
     conn_read_start(c);
 }
 
@@ -1001,14 +1314,16 @@ static int sock_port(const uv_tcp_t *h) {
     return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
 }
 
-static int listen_one(opsc_ops_server_t *srv, int idx, char *errbuf, size_t errlen) {
-    const opsc_listen_t *a = &srv->listen.addr[idx];
+static int listen_one(opsc_ops_server_t *srv, const opsc_listen_t *a, int tls, int idx,
+                      char *errbuf, size_t errlen) {
+    const char *key = tls ? "http.tls.listen" : "http.listen";
     opsc__http_listener_t *l = &srv->listeners[idx];
     struct sockaddr_storage ss;
     unsigned int flags = 0;
     int err;
 
     l->srv = srv;
+    l->tls = tls;
     opsc_listen_format_port(a, a->port, l->name, sizeof(l->name));
     memset(&ss, 0, sizeof(ss));
     if (a->family == AF_INET6) {
@@ -1019,12 +1334,12 @@ static int listen_one(opsc_ops_server_t *srv, int idx, char *errbuf, size_t errl
     }
     if (err != 0 || a->port < 0 || a->port > 65535 || a->proto != OPSC_PROTO_TCP ||
         (a->family != AF_INET && a->family != AF_INET6)) {
-        opsc_errbuf_printf(errbuf, errlen, "http.listen %s: not a numeric TCP address", l->name);
+        opsc_errbuf_printf(errbuf, errlen, "%s %s: not a numeric TCP address", key, l->name);
         return OPSC_ECONFIG;
     }
     err = uv_tcp_init(srv->loop, &l->tcp);
     if (err != 0) {
-        opsc_errbuf_printf(errbuf, errlen, "http.listen %s: %s", l->name, uv_strerror(err));
+        opsc_errbuf_printf(errbuf, errlen, "%s %s: %s", key, l->name, uv_strerror(err));
         return err;
     }
     l->tcp.data = l;
@@ -1037,14 +1352,15 @@ static int listen_one(opsc_ops_server_t *srv, int idx, char *errbuf, size_t errl
         err = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
     }
     if (err != 0) {
-        opsc_errbuf_printf(errbuf, errlen, "http.listen %s: %s%s", l->name, uv_strerror(err),
-                err == UV_EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
+        opsc_errbuf_printf(
+            errbuf, errlen, "%s %s: %s%s", key, l->name, uv_strerror(err),
+            err == UV_EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
         return err;
     }
     if (a->port == 0) {
         opsc_listen_format_port(a, sock_port(&l->tcp), l->name, sizeof(l->name));
     }
-    opsc_log_info(LOG_COMP, "listening on http://%s", l->name);
+    opsc_log_info(LOG_COMP, "listening on %s://%s", tls ? "https" : "http", l->name);
     return 0;
 }
 
@@ -1074,8 +1390,11 @@ int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts
 
     *out = NULL;
     ignore_sigpipe();
-    if (opts == NULL || opts->listen == NULL || opts->listen->count <= 0 ||
-        opts->listen->count > OPSC_LISTEN_MAX) {
+    if (opts == NULL || opts->listen == NULL || opts->listen->count < 0 ||
+        opts->listen->count > OPSC_LISTEN_MAX ||
+        (opts->tls_listen != NULL &&
+         (opts->tls_listen->count < 0 || opts->tls_listen->count > OPSC_LISTEN_MAX)) ||
+        opts->listen->count + (opts->tls_listen != NULL ? opts->tls_listen->count : 0) == 0) {
         opsc_errbuf_printf(errbuf, errlen, "http.listen: no address to listen on");
         return OPSC_ECONFIG;
     }
@@ -1100,10 +1419,48 @@ int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts
     if (srv->opts.header_timeout_ms <= 0) {
         srv->opts.header_timeout_ms = OPSC__HTTP_DEFAULT_HEADER_MS;
     }
+    if (srv->opts.body_timeout_ms <= 0) {
+        srv->opts.body_timeout_ms = OPSC__HTTP_DEFAULT_BODY_MS;
+    }
+    if (srv->opts.max_headers <= 0) {
+        srv->opts.max_headers = OPSC__HTTP_DEFAULT_MAX_HEADERS;
+    }
+    if (srv->opts.max_url_bytes == 0) {
+        srv->opts.max_url_bytes = OPSC__HTTP_DEFAULT_MAX_URL;
+    }
+    if (srv->opts.max_body_bytes == 0) {
+        srv->opts.max_body_bytes = OPSC__HTTP_DEFAULT_MAX_BODY;
+    }
+    if (srv->opts.tls_handshake_timeout_ms <= 0) {
+        srv->opts.tls_handshake_timeout_ms = OPSC__HTTP_DEFAULT_HANDSHAKE_MS;
+    }
+    if (opts->tls_listen != NULL) {
+        srv->tls_listen = *opts->tls_listen;
+    }
+    srv->opts.tls_listen = &srv->tls_listen;
+    srv->opts.tls_cert = NULL; /* read below; the caller's strings are not kept */
+    srv->opts.tls_key = NULL;
+    srv->tables[0].routes = opsc__http_routes;
+    srv->tables[0].n = sizeof(opsc__http_routes) / sizeof(opsc__http_routes[0]);
+    srv->ntables = 1;
     opsc__http_list_init(&srv->conns);
 
+    if (srv->tls_listen.count > 0) {
+        /* Before any socket: a bad certificate is a config error, not a half-started server. */
+        err = opsc_tls_server_create(opts->tls_cert, opts->tls_key, &srv->tls, errbuf, errlen);
+        if (err != 0) {
+            opsc_free(srv);
+            return err;
+        }
+    }
     for (i = 0; i < srv->listen.count; i++) {
-        err = listen_one(srv, i, errbuf, errlen);
+        err = listen_one(srv, &srv->listen.addr[i], 0, i, errbuf, errlen);
+        if (err != 0) {
+            goto error;
+        }
+    }
+    for (i = 0; i < srv->tls_listen.count; i++) {
+        err = listen_one(srv, &srv->tls_listen.addr[i], 1, srv->listen.count + i, errbuf, errlen);
         if (err != 0) {
             goto error;
         }
@@ -1120,9 +1477,22 @@ error:
         }
     }
     if (srv->live == 0) {
+        opsc_tls_server_destroy(srv->tls);
         opsc_free(srv);
     }
     return err;
+}
+
+int opsc_ops_server_add_routes(opsc_ops_server_t *srv, const opsc_http_route_t *routes, size_t n,
+                               void *arg) {
+    if (srv->ntables >= OPSC__HTTP_MAX_ROUTE_TABLES) {
+        return OPSC_ENOMEM;
+    }
+    srv->tables[srv->ntables].routes = routes;
+    srv->tables[srv->ntables].n = n;
+    srv->tables[srv->ntables].arg = arg;
+    srv->ntables++;
+    return 0;
 }
 
 void opsc_ops_server_close(opsc_ops_server_t *srv, void (*done)(void *arg), void *arg) {
@@ -1198,6 +1568,13 @@ void opsc_ops_server_metrics(opsc_buf_t *out, void *arg) {
         "Client connections closed at once because http.max_connections were open.", srv->rejected);
     opsc_metrics_one_u64(out, "opsc_http_accept_errors_total", "counter",
                          "Failed accepts (out of file descriptors or memory).", srv->accept_errors);
+    opsc_metrics_one_u64(out, "opsc_http_tls_handshake_failures_total", "counter",
+                         "TLS connections closed before their handshake completed (failed, "
+                         "abandoned or too slow).",
+                         srv->tls_handshake_failures);
+    opsc_metrics_one_u64(out, "opsc_http_continue_total", "counter",
+                         "100 Continue answers sent to requests with Expect: 100-continue.",
+                         srv->continues);
     opsc_metrics_family(out, "opsc_http_requests_total", "counter",
                         "HTTP responses sent, by status code.");
 #define OPSC__HTTP_CODE_SAMPLE(code)                                                               \

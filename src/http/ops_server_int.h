@@ -15,15 +15,20 @@
 
 #include "opsc/buf.h"
 #include "opsc/config.h"
+#include "opsc/http.h"
 #include "opsc/ops_server.h"
+#include "opsc/transport.h"
 
-#define OPSC__HTTP_MAX_URL 8192
-#define OPSC__HTTP_MAX_BODY (64 * 1024)
-#define OPSC__HTTP_MAX_HEADERS 100
+#define OPSC__HTTP_DEFAULT_MAX_URL 8192
+#define OPSC__HTTP_DEFAULT_MAX_BODY (1024 * 1024)
+#define OPSC__HTTP_DEFAULT_MAX_HEADERS 100
 #define OPSC__HTTP_DEFAULT_MAX_CONNECTIONS 1024
 #define OPSC__HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define OPSC__HTTP_DEFAULT_IDLE_MS 60000
 #define OPSC__HTTP_DEFAULT_HEADER_MS 10000
+#define OPSC__HTTP_DEFAULT_BODY_MS 30000
+#define OPSC__HTTP_DEFAULT_HANDSHAKE_MS 10000
+#define OPSC__HTTP_MAX_ROUTE_TABLES 16
 /* After the last response of a closing connection: how long to drain input. */
 #define OPSC__HTTP_LINGER_MS 2000
 /* Stop parsing further pipelined requests while this much output waits. */
@@ -63,25 +68,40 @@ typedef struct opsc__http_header_s {
     uint32_t value_len;
 } opsc__http_header_t;
 
+typedef struct opsc__http_route_table_s {
+    const opsc_http_route_t *routes;
+    size_t n;
+    void *arg;
+} opsc__http_route_table_t;
+
 /* One request; reset between requests of a connection. */
-typedef struct opsc__http_req_s {
+typedef struct opsc_http_req_s opsc__http_req_t;
+struct opsc_http_req_s {
     int method; /* llhttp_method_t */
     int http_major;
     int http_minor;
-    int keep_alive;    /* llhttp_should_keep_alive at headers complete */
-    int headers_done;  /* method, version, path and headers are valid */
-    opsc_buf_t url;    /* raw request-target */
-    const char *path;  /* points into `target`: path without query */
-    const char *query; /* after '?', or "" */
-    opsc_buf_t target; /* url copy split into path\0query\0 */
-    opsc_buf_t hbuf;   /* header names and values, NUL separated */
-    opsc__http_header_t headers[OPSC__HTTP_MAX_HEADERS];
+    int keep_alive;               /* llhttp_should_keep_alive at headers complete */
+    int headers_done;             /* method, version, path and headers are valid */
+    opsc_buf_t url;               /* raw request-target */
+    const char *path;             /* points into `target`: path without query */
+    const char *query;            /* after '?', or "" */
+    opsc_buf_t target;            /* url copy split into path\0query\0 */
+    opsc_buf_t hbuf;              /* header names and values, NUL separated */
+    opsc__http_header_t *headers; /* grown up to opts.max_headers */
     int nheaders;
+    int headers_cap;
     int in_field; /* header callback state (values may arrive in pieces) */
     int in_value;
     size_t header_bytes; /* URL + header names and values (+4 per header) vs the limit */
     opsc_buf_t body;
-} opsc__http_req_t;
+    /* Resolved at headers complete; NULL: no route or method (answered at the end). */
+    const opsc_http_route_t *route;
+    void *route_arg;
+    size_t body_limit;
+    size_t body_seen; /* body bytes received, kept or not */
+    int refused;      /* 404/405/415 decided at headers complete, answered at the end */
+    int discard_body; /* refused: count the body against the limit, keep none of it */
+};
 
 typedef enum {
     OPSC__HTTP_IDLE = 0, /* between requests: idle timer */
@@ -91,11 +111,10 @@ typedef enum {
     OPSC__HTTP_LINGER,   /* FIN sent: discard input until EOF or the linger timer */
 } opsc__http_state_t;
 
-typedef struct opsc__http_conn_s {
-    uv_tcp_t tcp;     /* handle.data = conn */
-    uv_timer_t timer; /* one timer, re-armed for the current state */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
+typedef struct opsc_http_conn_s opsc__http_conn_t;
+struct opsc_http_conn_s {
+    opsc_transport_t tx;    /* plain TCP or TLS; tx.data = conn */
+    uv_timer_t timer;       /* one timer, re-armed for the current state */
     opsc__http_link_t link; /* srv->conns */
     opsc_ops_server_t *srv;
     llhttp_t parser;
@@ -109,6 +128,8 @@ typedef struct opsc__http_conn_s {
     int err_status; /* HTTP status a parser callback chose for its error */
     const char *err_code;
     const char *err_message;
+    opsc_buf_t err_extra; /* header lines for that error (405's Allow) */
+    char peer[48];
     unsigned writing : 1;
     unsigned reading : 1;
     unsigned closing : 1; /* uv_close called; freed from the last close callback */
@@ -119,24 +140,33 @@ typedef struct opsc__http_conn_s {
     unsigned in_process : 1;        /* inside conn_process (and llhttp): do not re-enter */
     unsigned force_close : 1;       /* the next answer says Connection: close */
     unsigned peer_eof : 1;
-} opsc__http_conn_t;
+    unsigned handshaking : 1; /* TLS: handshake timer armed, not yet ready */
+};
 
 typedef struct opsc__http_listener_s {
     uv_tcp_t tcp; /* handle.data = listener */
     opsc_ops_server_t *srv;
     char name[96]; /* "0.0.0.0:8080", "[::]:8080" */
     int initialized;
+    int tls;
 } opsc__http_listener_t;
 
 /* Statuses we count by code; anything else is "other". */
-#define OPSC__HTTP_CODES(X) X(200) X(400) X(404) X(405) X(408) X(413) X(414) X(431) X(500) X(503)
-#define OPSC__HTTP_NCODES 11 /* the list above plus "other" */
+#define OPSC__HTTP_CODES(X)                                                                        \
+    X(200)                                                                                         \
+    X(201) X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(409) X(413) X(414) X(415)     \
+        X(417) X(422) X(429) X(431) X(500) X(503)
+#define OPSC__HTTP_NCODES 21 /* the list above plus "other" */
 
 struct opsc_ops_server_s {
     uv_loop_t *loop;
     opsc_ops_server_options_t opts; /* defaults applied; opts.listen points at `listen` */
     opsc_listen_list_t listen;
-    opsc__http_listener_t listeners[OPSC_LISTEN_MAX];
+    opsc_listen_list_t tls_listen;
+    opsc__http_listener_t listeners[2 * OPSC_LISTEN_MAX]; /* plain, then TLS */
+    opsc_tls_server_t *tls;
+    opsc__http_route_table_t tables[OPSC__HTTP_MAX_ROUTE_TABLES];
+    int ntables;
     int nlisteners;
     opsc__http_link_t conns;
     int nconns; /* counted (not rejected) connections not yet closing */
@@ -153,18 +183,12 @@ struct opsc_ops_server_s {
     uint64_t accepted;
     uint64_t rejected;
     uint64_t accept_errors;
+    uint64_t tls_handshake_failures;
+    uint64_t continues; /* 100 Continue sent */
     uint64_t requests[OPSC__HTTP_NCODES];
 };
 
-typedef void (*opsc__http_handler_fn)(opsc__http_conn_t *c, opsc__http_req_t *req);
-
-typedef struct opsc__http_route_s {
-    uint64_t methods; /* bit (1 << llhttp_method_t) per allowed method */
-    const char *path; /* exact match */
-    opsc__http_handler_fn handler;
-} opsc__http_route_t;
-
-#define OPSC__HTTP_M(m) (UINT64_C(1) << (m))
+#define OPSC__HTTP_M(m) OPSC_HTTP_M(m)
 
 /**
  * Queue one complete response on the connection: status line, Server, Date,

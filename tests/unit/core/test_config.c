@@ -115,6 +115,15 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg.http.max_connections, 1024);
     assert_int_equal(cfg.http.max_header_bytes, 16384);
     assert_int_equal(cfg.http.idle_timeout_ms, 60000);
+    assert_int_equal(cfg.http.header_timeout_ms, 10000);
+    assert_int_equal(cfg.http.body_timeout_ms, 30000);
+    assert_int_equal(cfg.http.max_headers, 100);
+    assert_int_equal(cfg.http.max_url_bytes, 8192);
+    assert_int_equal(cfg.http.max_body_bytes, 1048576);
+    assert_int_equal(cfg.http.tls.listen.count, 0);
+    assert_null(cfg.http.tls.cert);
+    assert_null(cfg.http.tls.key);
+    assert_int_equal(cfg.http.tls.handshake_timeout_ms, 10000);
     assert_int_equal(cfg.snmp.listen.count, 2);
     assert_int_equal(cfg.snmp.listen.addr[0].proto, OPSC_PROTO_UDP);
     assert_int_equal(cfg.snmp.listen.addr[0].family, AF_INET);
@@ -149,6 +158,15 @@ static void test_key_table(void **state) {
                                            "http.max_connections",
                                            "http.max_header_bytes",
                                            "http.idle_timeout",
+                                           "http.header_timeout",
+                                           "http.body_timeout",
+                                           "http.max_headers",
+                                           "http.max_url_bytes",
+                                           "http.max_body_bytes",
+                                           "http.tls.listen",
+                                           "http.tls.cert",
+                                           "http.tls.key",
+                                           "http.tls.handshake_timeout",
                                            "snmp.listen", "snmp.communities", "snmp.engine_id", "snmp.rcvbuf",
                                            "snmp.max_per_wakeup", "snmp.per_source_rate",
                                            "snmp.per_source_burst", "snmp.per_source_max",
@@ -271,6 +289,57 @@ static void test_yaml_overrides(void **state) {
     assert_string_equal(cfg.database.embedded_user, "pgsvc");
     assert_string_equal(cfg.database.embedded_bindir, "/usr/lib/postgresql/15/bin");
     opsc_config_free(&cfg);
+}
+
+/* http.tls.* nests one level deeper than other sections: "http:" / "tls:" / "cert:". */
+static void test_http_keys(void **state) {
+    (void)state;
+    const char *path = write_yaml("http:\n"
+                                  "  header_timeout: 2s\n"
+                                  "  body_timeout: 500ms\n"
+                                  "  max_headers: 20\n"
+                                  "  max_url_bytes: 1KiB\n"
+                                  "  max_body_bytes: 4MiB\n"
+                                  "  tls:\n"
+                                  "    listen: 127.0.0.1:8443,[::1]:8443\n"
+                                  "    cert: /etc/opsc/cert.pem\n"
+                                  "    key: /etc/opsc/key.pem\n"
+                                  "    handshake_timeout: 3s\n");
+    char *const env[] = {E("OPSC_HTTP_TLS_HANDSHAKE_TIMEOUT=4s"), E("OPSC_HTTP_MAX_HEADERS=30"),
+                         NULL};
+    opsc_config_t cfg;
+    const char *err;
+
+    load_ok(&cfg, path, env);
+    assert_int_equal(cfg.http.header_timeout_ms, 2000);
+    assert_int_equal(cfg.http.body_timeout_ms, 500);
+    assert_int_equal(cfg.http.max_headers, 30);
+    assert_int_equal(cfg.http.max_url_bytes, 1024);
+    assert_int_equal(cfg.http.max_body_bytes, 4 * 1048576);
+    assert_int_equal(cfg.http.tls.listen.count, 2);
+    assert_string_equal(cfg.http.tls.listen.addr[0].host, "127.0.0.1");
+    assert_int_equal(cfg.http.tls.listen.addr[1].port, 8443);
+    assert_string_equal(cfg.http.tls.cert, "/etc/opsc/cert.pem");
+    assert_string_equal(cfg.http.tls.key, "/etc/opsc/key.pem");
+    assert_int_equal(cfg.http.tls.handshake_timeout_ms, 4000);
+    opsc_config_free(&cfg);
+
+    /* An unknown key inside the nested section is named in full. */
+    path = write_yaml("http:\n  tls:\n    crt: /x.pem\n");
+    err = load_fail(path, no_env);
+    assert_non_null(strstr(err, "http.tls.crt"));
+    /* Limits are checked like every other key. */
+    path = write_yaml("http:\n  max_headers: 0\n");
+    err = load_fail(path, no_env);
+    assert_non_null(strstr(err, "http.max_headers"));
+    path = write_yaml("http:\n  tls:\n    listen: nowhere\n");
+    err = load_fail(path, no_env);
+    assert_non_null(strstr(err, "http.tls.listen"));
+    /* A TLS listener without its certificate is refused before start. */
+    path = write_yaml("http:\n  tls:\n    listen: 127.0.0.1:8443\n    cert: /c.pem\n");
+    err = load_fail(path, no_env);
+    assert_non_null(strstr(err, "http.tls.listen"));
+    assert_non_null(strstr(err, "http.tls.key"));
 }
 
 static void test_yaml_flat_keys_and_empty_values(void **state) {
@@ -1041,6 +1110,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_defaults, teardown),
         cmocka_unit_test_teardown(test_key_table, teardown),
         cmocka_unit_test_teardown(test_yaml_overrides, teardown),
+        cmocka_unit_test_teardown(test_http_keys, teardown),
         cmocka_unit_test_teardown(test_yaml_flat_keys_and_empty_values, teardown),
         cmocka_unit_test_teardown(test_env_overrides_file, teardown),
         cmocka_unit_test(test_correlation_keys),

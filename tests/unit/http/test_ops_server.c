@@ -30,10 +30,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "http/ops_server_int.h"
 #include "opsc/buf.h"
+#include "opsc/error.h"
+#include "opsc/http.h"
 #include "opsc/log.h"
 #include "opsc/ops_server.h"
 
@@ -84,6 +87,86 @@ static void metrics_cb(void *arg, opsc_buf_t *out) {
                           "# TYPE test_collector_value gauge\n"
                           "test_collector_value 42\n");
 }
+
+/* Routes of the kind the API adds: a JSON body, a bulk limit, the error helpers. */
+static void h_echo(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) {
+    size_t len;
+    const char *body = opsc_http_req_body(req, &len);
+
+    (void)arg;
+    opsc_http_respond(c, 200, "application/json", NULL, body, len);
+}
+
+static void h_size(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) {
+    char out[64];
+    size_t len;
+
+    (void)arg;
+    (void)opsc_http_req_body(req, &len);
+    snprintf(out, sizeof(out), "{\"len\":%zu}", len);
+    opsc_http_respond(c, 200, "application/json", NULL, out, strlen(out));
+}
+
+static void h_errors(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) {
+    const char *path = opsc_http_req_path(req);
+
+    (void)arg;
+    if (strcmp(path, "/err/422") == 0) {
+        opsc_http_error(c, 422, "validation", "severity must be one of critical..info",
+                        "items[3].severity");
+    } else if (strcmp(path, "/err/503") == 0) {
+        opsc_http_error_retry(c, 503, "overloaded", "ingest queue full", 2);
+    } else if (strcmp(path, "/err/429") == 0) {
+        opsc_http_error_retry(c, 429, "rate_limited", "too many requests", 0);
+    } else if (strcmp(path, "/err/409") == 0) {
+        opsc_http_error(c, 409, "invalid_transition", "alert is resolved", "status");
+    } else {
+        json_t *j = json_pack("{s:s,s:s}", "path", path, "query", opsc_http_req_query(req));
+        opsc_http_respond_json(c, 200, j);
+    }
+}
+
+/* Answers later, from a timer: the way a handler waiting for the database does. */
+typedef struct later_s {
+    uv_timer_t timer;
+    opsc_http_conn_t *conn;
+} later_t;
+
+static void later_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void later_fire(uv_timer_t *t) {
+    later_t *l = t->data;
+
+    opsc_http_respond(l->conn, 200, "text/plain", NULL, "later", 5);
+    uv_close((uv_handle_t *)&l->timer, later_closed);
+}
+
+static void h_later(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) {
+    fixture_t *fx = arg;
+    later_t *l = calloc(1, sizeof(*l));
+
+    (void)req;
+    assert_non_null(l);
+    l->conn = c;
+    uv_timer_init(&fx->loop, &l->timer);
+    l->timer.data = l;
+    uv_timer_start(&l->timer, later_fire, 50, 0);
+}
+
+static const opsc_http_route_t test_routes[] = {
+    {.methods = OPSC_HTTP_M(OPSC_HTTP_POST) | OPSC_HTTP_M(OPSC_HTTP_PUT),
+     .path = "/echo",
+     .handler = h_echo,
+     .body_type = "application/json"},
+    {.methods = OPSC_HTTP_M(OPSC_HTTP_POST),
+     .path = "/bulk",
+     .handler = h_size,
+     .max_body = 256 * 1024},
+    {.methods = OPSC_HTTP_M(OPSC_HTTP_GET), .path = "/err/", .prefix = 1, .handler = h_errors},
+    {.methods = OPSC_HTTP_M(OPSC_HTTP_GET), .path = "/later", .handler = h_later},
+};
 
 static void on_done(void *arg) {
     fixture_t *fx = arg;
@@ -209,6 +292,7 @@ static int fx_setup(void **state, int family, const char *host, void (*tune)(fix
     fx->opts.max_connections = 64;
     fx->opts.max_header_bytes = 8192;
     fx->opts.idle_timeout_ms = 10000;
+    fx->opts.max_body_bytes = 65536;
     fx->opts.ready = ready_cb;
     fx->opts.metrics = metrics_cb;
     fx->opts.arg = fx;
@@ -229,6 +313,9 @@ static int fx_setup(void **state, int family, const char *host, void (*tune)(fix
     assert_int_equal(rc, 0);
     fx->port = opsc_ops_server_port(fx->srv, 0);
     assert_true(fx->port > 0);
+    assert_int_equal(opsc_ops_server_add_routes(fx->srv, test_routes,
+                                                sizeof(test_routes) / sizeof(test_routes[0]), fx),
+                     0);
     assert_int_equal(uv_async_init(&fx->loop, &fx->async, async_cb), 0);
     fx->async.data = fx;
     assert_int_equal(uv_timer_init(&fx->loop, &fx->safety), 0);
@@ -279,6 +366,17 @@ static int setup_small(void **state) {
 
 static void tune_maxconn(fixture_t *fx) {
     fx->opts.max_connections = 2;
+}
+
+static void tune_limits(fixture_t *fx) {
+    fx->opts.max_headers = 10;
+    fx->opts.max_url_bytes = 300;
+    fx->opts.body_timeout_ms = 300;
+    fx->opts.header_timeout_ms = 2000;
+}
+
+static int setup_limits(void **state) {
+    return fx_setup(state, AF_INET, "127.0.0.1", tune_limits);
 }
 
 static int setup_maxconn(void **state) {
@@ -471,6 +569,39 @@ static int cli_expect_eof(client_t *c) {
         return 1;
     }
     return n < 0 && (errno == ECONNRESET || errno == EPIPE);
+}
+
+/* The next bytes are exactly `want` (an interim response); consume them. */
+static int cli_expect_bytes(client_t *c, const char *want) {
+    size_t n = strlen(want);
+
+    while (c->len < n) {
+        if (cli_fill(c) <= 0) {
+            return -1;
+        }
+    }
+    if (memcmp(c->buf, want, n) != 0) {
+        return -1;
+    }
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+    c->buf[c->len] = '\0';
+    return 0;
+}
+
+/* Nothing arrives within ms (the server is waiting for us). */
+static int cli_quiet_for(client_t *c, int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval back = {CLIENT_TIMEOUT_S, 0};
+    ssize_t n;
+
+    if (c->len > 0) {
+        return 0;
+    }
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    n = recv(c->fd, c->buf, sizeof(c->buf) - 1, MSG_PEEK);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &back, sizeof(back));
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static void get(client_t *c, const char *path, response_t *r) {
@@ -1328,6 +1459,396 @@ static void test_dual_stack_same_port(void **state) {
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void test_chunked_body(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    response_t r;
+
+    /* Chunks split across sends, with an extension and a trailer: llhttp frames them. */
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"
+                 "4;ext=1\r\n{\"a\"\r\n");
+    sleep_ms(20);
+    cli_sends(c, "5\r\n:[1,2\r\n2\r\n]}\r\n0\r\nX-Trailer: t\r\n\r\n");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"a\":[1,2]}");
+    resp_free(&r);
+    /* Content-Length body on the same connection. */
+    cli_sends(c,
+              "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Type: Application/JSON; charset=utf-8\r\n"
+              "Content-Length: 2\r\n\r\n[]");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "[]");
+    resp_free(&r);
+    cli_close(c);
+
+    /* A bad chunk size is malformed: 400 and close. */
+    c = cli_connect(fx);
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "\"code\":\"bad_request\""));
+    resp_free(&r);
+    assert_true(cli_expect_eof(c));
+    cli_close(c);
+
+    /* Both Content-Length and chunked (request smuggling): refused. */
+    c = cli_connect(fx);
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    cli_close(c);
+}
+
+static void test_expect_continue(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    response_t r;
+
+    /* Accepted: 100 Continue first, and only then do we send the body. */
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Expect: 100-continue\r\nContent-Length: 7\r\n\r\n");
+    assert_int_equal(cli_expect_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n"), 0);
+    cli_sends(c, "{\"x\":1}");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"x\":1}");
+    resp_free(&r);
+    cli_close(c);
+
+    /* Refused: the final status at once, no 100, then close. */
+    {
+        static const struct {
+            const char *req;
+            int status;
+        } cases[] = {
+            {"POST /nowhere HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 404},
+            {"POST /health HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 405},
+            {"POST /echo HTTP/1.1\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\n"
+             "Content-Length: 5\r\n\r\n",
+             415},
+            {"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+             "Content-Length: 70000\r\n\r\n",
+             413},
+            {"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 200-ok\r\n"
+             "Content-Length: 5\r\n\r\n",
+             417},
+        };
+        size_t i;
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            c = cli_connect(fx);
+            cli_sends(c, cases[i].req);
+            assert_int_equal(cli_read_response(c, &r, 0), 0);
+            assert_int_equal(r.status, cases[i].status);
+            assert_non_null(strstr(r.body, "{\"error\":{\"code\":"));
+            assert_string_equal(resp_header(&r, "Connection"), "close");
+            if (cases[i].status == 405) {
+                assert_string_equal(resp_header(&r, "Allow"), "GET, HEAD");
+            }
+            resp_free(&r);
+            assert_true(cli_expect_eof(c));
+            cli_close(c);
+        }
+    }
+}
+
+static void test_unsupported_media_type(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    response_t r;
+
+    /* Without Expect the body is read and dropped, and the connection stays usable. */
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                 "Content-Length: 5\r\n\r\nhello");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 415);
+    assert_non_null(strstr(r.body, "\"code\":\"unsupported_media_type\""));
+    assert_non_null(strstr(r.body, "\"field\":\"Content-Type\""));
+    assert_non_null(strstr(r.body, "application/json"));
+    resp_free(&r);
+    /* No Content-Type at all. */
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 415);
+    resp_free(&r);
+    /* application/jsonx is another type. */
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/jsonx\r\n"
+                 "Content-Length: 2\r\n\r\n{}");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 415);
+    resp_free(&r);
+    get(c, "/health", &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    cli_close(c);
+}
+
+static void test_route_body_limit(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    opsc_buf_t req = OPSC_BUF_INIT;
+    response_t r;
+    char *big = malloc(100000);
+
+    assert_non_null(big);
+    memset(big, 'x', 100000);
+    /* /bulk declares 256 KiB: 100000 bytes pass although the server default is 64 KiB. */
+    opsc_buf_printf(&req, "POST /bulk HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    opsc_buf_append(&req, big, 100000);
+    cli_send(c, req.base, req.len);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"len\":100000}");
+    resp_free(&r);
+    /* ... and chunked, over its own limit: 413 as the chunks arrive. */
+    opsc_buf_reset(&req);
+    opsc_buf_printf(&req, "POST /bulk HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    cli_send(c, req.base, req.len);
+    {
+        int i;
+        for (i = 0; i < 3; i++) {
+            opsc_buf_reset(&req);
+            opsc_buf_printf(&req, "%x\r\n", 100000);
+            opsc_buf_append(&req, big, 100000);
+            opsc_buf_appends(&req, "\r\n");
+            if (send(c->fd, req.base, req.len, MSG_NOSIGNAL) <= 0) {
+                break; /* the server may answer and close before all of it is sent */
+            }
+        }
+    }
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body, "\"code\":\"payload_too_large\""));
+    resp_free(&r);
+    cli_close(c);
+
+    /* /echo has the server's limit. */
+    c = cli_connect(fx);
+    opsc_buf_reset(&req);
+    opsc_buf_printf(&req, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 100000\r\n\r\n");
+    cli_send(c, req.base, req.len);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 413);
+    resp_free(&r);
+    cli_close(c);
+    opsc_buf_free(&req);
+    free(big);
+}
+
+static void test_error_helpers(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    response_t r;
+    json_t *j;
+    json_error_t jerr;
+
+    get(c, "/err/422", &r);
+    assert_int_equal(r.status, 422);
+    assert_non_null(strstr(r.head, "HTTP/1.1 422 Unprocessable Content\r\n"));
+    assert_string_equal(resp_header(&r, "Content-Type"), "application/json");
+    j = json_loads(r.body, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                        "validation");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "field")),
+                        "items[3].severity");
+    assert_non_null(json_string_value(json_object_get(json_object_get(j, "error"), "message")));
+    json_decref(j);
+    resp_free(&r);
+
+    get(c, "/err/503", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(resp_header(&r, "Retry-After"), "2");
+    assert_non_null(strstr(r.body, "\"code\":\"overloaded\""));
+    assert_null(strstr(r.body, "\"field\""));
+    resp_free(&r);
+
+    get(c, "/err/429", &r);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(resp_header(&r, "Retry-After"), "1");
+    resp_free(&r);
+
+    get(c, "/err/409", &r);
+    assert_int_equal(r.status, 409);
+    assert_non_null(strstr(r.body, "\"field\":\"status\""));
+    resp_free(&r);
+
+    /* Prefix route: the query reaches the handler raw. */
+    get(c, "/err/other?a=1&b=%20", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"path\":\"/err/other\",\"query\":\"a=1&b=%20\"}");
+    resp_free(&r);
+    /* A GET-only prefix route answers 405 with its Allow for other methods. */
+    cli_sends(c, "DELETE /err/x HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 405);
+    assert_string_equal(resp_header(&r, "Allow"), "GET");
+    resp_free(&r);
+    cli_close(c);
+}
+
+static void test_async_answer_in_order(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    response_t r;
+
+    /* The first answer comes 50 ms later; the second request waits its turn. */
+    cli_sends(c, "GET /later HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "later");
+    resp_free(&r);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    resp_free(&r);
+    cli_close(c);
+}
+
+static void test_configured_limits(void **state) {
+    fixture_t *fx = *state;
+    client_t *c = cli_connect(fx);
+    opsc_buf_t req = OPSC_BUF_INIT;
+    response_t r;
+    int i;
+
+    /* max_headers = 10: ten pass, eleven are 431. */
+    opsc_buf_appends(&req, "GET /health HTTP/1.1\r\n");
+    for (i = 0; i < 10; i++) {
+        opsc_buf_printf(&req, "X-H%d: v\r\n", i);
+    }
+    opsc_buf_appends(&req, "\r\n");
+    cli_send(c, req.base, req.len);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    opsc_buf_reset(&req);
+    opsc_buf_appends(&req, "GET /health HTTP/1.1\r\n");
+    for (i = 0; i < 11; i++) {
+        opsc_buf_appends(&req, "X-Same: duplicated\r\n");
+    }
+    opsc_buf_appends(&req, "\r\n");
+    cli_send(c, req.base, req.len);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 431);
+    assert_non_null(strstr(r.body, "too many header fields"));
+    resp_free(&r);
+    assert_true(cli_expect_eof(c));
+    cli_close(c);
+
+    /* max_url_bytes = 300. */
+    c = cli_connect(fx);
+    opsc_buf_reset(&req);
+    opsc_buf_appends(&req, "GET /err/");
+    for (i = 0; i < 250; i++) {
+        opsc_buf_appends(&req, "a");
+    }
+    opsc_buf_appends(&req, " HTTP/1.1\r\n\r\n");
+    cli_send(c, req.base, req.len);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    opsc_buf_reset(&req);
+    opsc_buf_appends(&req, "GET /err/");
+    for (i = 0; i < 400; i++) {
+        opsc_buf_appends(&req, "a");
+    }
+    opsc_buf_appends(&req, " HTTP/1.1\r\n\r\n");
+    cli_send(c, req.base, req.len);
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 414);
+    resp_free(&r);
+    cli_close(c);
+    opsc_buf_free(&req);
+
+    /* body_timeout = 300 ms of silence mid-body: 408, then close. */
+    c = cli_connect(fx);
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 10\r\n\r\n{\"a\"");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 408);
+    assert_non_null(strstr(r.body, "body"));
+    resp_free(&r);
+    assert_true(cli_expect_eof(c));
+    cli_close(c);
+
+    /* A trickling body is not silent: each byte re-arms the body timer. */
+    c = cli_connect(fx);
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 4\r\n\r\n");
+    for (i = 0; i < 4; i++) {
+        assert_true(cli_quiet_for(c, 200));
+        cli_send(c, &"[12]"[i], 1);
+    }
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "[12]");
+    resp_free(&r);
+    cli_close(c);
+
+    /* An unterminated chunked body ends the same way. */
+    c = cli_connect(fx);
+    cli_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\"");
+    assert_int_equal(cli_read_response(c, &r, 0), 0);
+    assert_int_equal(r.status, 408);
+    resp_free(&r);
+    cli_close(c);
+}
+
+static void test_tls_config_errors(void **state) {
+    uv_loop_t loop;
+    opsc_listen_list_t plain;
+    opsc_listen_list_t tls;
+    opsc_ops_server_options_t opts;
+    opsc_ops_server_t *srv = NULL;
+    char err[256] = "";
+    char path[] = "/tmp/opsc_test_pem_XXXXXX";
+    int fd;
+
+    (void)state;
+    memset(&plain, 0, sizeof(plain));
+    memset(&tls, 0, sizeof(tls));
+    memset(&opts, 0, sizeof(opts));
+    plain.count = 1;
+    plain.addr[0].proto = OPSC_PROTO_TCP;
+    plain.addr[0].family = AF_INET;
+    snprintf(plain.addr[0].host, sizeof(plain.addr[0].host), "127.0.0.1");
+    tls = plain;
+    opts.listen = &plain;
+    opts.tls_listen = &tls;
+    assert_int_equal(uv_loop_init(&loop), 0);
+
+    /* No files named. */
+    assert_int_equal(opsc_ops_server_start(&loop, &opts, &srv, err, sizeof(err)), OPSC_ECONFIG);
+    assert_null(srv);
+    assert_non_null(strstr(err, "http.tls.cert"));
+    /* A missing file is named with the key. */
+    opts.tls_cert = "/nonexistent/cert.pem";
+    opts.tls_key = "/nonexistent/key.pem";
+    assert_int_equal(opsc_ops_server_start(&loop, &opts, &srv, err, sizeof(err)), OPSC_ECONFIG);
+    assert_non_null(strstr(err, "http.tls.cert /nonexistent/cert.pem"));
+    /* A file that is not PEM. */
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a certificate\n", 18), 18);
+    close(fd);
+    opts.tls_cert = path;
+    assert_int_equal(opsc_ops_server_start(&loop, &opts, &srv, err, sizeof(err)), OPSC_ECONFIG);
+    assert_non_null(strstr(err, "http.tls.cert"));
+    assert_non_null(strstr(err, path));
+    unlink(path);
+    /* Nothing was left open. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_date_format(void **state) {
     char buf[64];
 
@@ -1366,6 +1887,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_ipv6, setup_v6, fx_teardown),
         cmocka_unit_test_setup_teardown(test_client_reset, setup_v4, fx_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_input, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_media_type, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_route_body_limit, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_error_helpers, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_answer_in_order, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_configured_limits, setup_limits, fx_teardown),
+        cmocka_unit_test(test_tls_config_errors),
         cmocka_unit_test(test_listen_failure),
         cmocka_unit_test(test_dual_stack_same_port),
     };

@@ -1,0 +1,100 @@
+#ifndef OPSC_HTTP_H
+#define OPSC_HTTP_H
+
+/*
+ * What a request handler of the HTTP server sees: routes, the request, and
+ * the response and error writers. The server (opsc/ops_server.h) owns
+ * connections; a handler gets a complete request (headers and the whole
+ * body, already checked against the route's content type and size limit)
+ * and answers it exactly once, now or later from another callback of the
+ * loop thread.
+ *
+ * Errors are always JSON:
+ *   {"error": {"code": "validation", "message": "...", "field": "items[3].severity"}}
+ * ("field" only when given). The server itself answers, before any handler
+ * runs: 400 malformed, 404 no route, 405 method not allowed (with Allow),
+ * 408 too slow, 413 body too large, 414 URL too long, 415 wrong content type,
+ * 417 unsupported Expect, 431 header fields too large or too many.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef struct opsc_http_conn_s opsc_http_conn_t;
+typedef struct opsc_http_req_s opsc_http_req_t;
+
+/* Methods: the values are llhttp's (the server checks that they agree). */
+enum {
+    OPSC_HTTP_DELETE = 0,
+    OPSC_HTTP_GET = 1,
+    OPSC_HTTP_HEAD = 2,
+    OPSC_HTTP_POST = 3,
+    OPSC_HTTP_PUT = 4,
+    OPSC_HTTP_OPTIONS = 6,
+    OPSC_HTTP_PATCH = 28,
+};
+#define OPSC_HTTP_M(m) (UINT64_C(1) << (m))
+
+/**
+ * Handle one request. Called on the loop thread once the request is
+ * complete; `arg` is the one given with the route table. The handler must
+ * answer with exactly one opsc_http_respond* / opsc_http_error* call, now or
+ * later; until then the connection parses no further pipelined request.
+ */
+typedef void (*opsc_http_handler_fn)(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg);
+
+typedef struct opsc_http_route_s {
+    uint64_t methods; /* OPSC_HTTP_M(OPSC_HTTP_GET) | ...; HEAD is not implied by GET */
+    const char *path; /* exact match; with prefix, every path that starts with it */
+    int prefix;
+    opsc_http_handler_fn handler;
+    /*
+     * The body this route accepts. body_type (like "application/json"):
+     * a request with a body of another media type gets 415; NULL accepts any.
+     * max_body: 0 = http.max_body_bytes; bulk endpoints declare more.
+     */
+    const char *body_type;
+    size_t max_body;
+} opsc_http_route_t;
+
+/** The request's method (OPSC_HTTP_*), path (no query, not decoded) and raw query ("" if none). */
+int opsc_http_req_method(const opsc_http_req_t *req);
+const char *opsc_http_req_path(const opsc_http_req_t *req);
+const char *opsc_http_req_query(const opsc_http_req_t *req);
+/** The complete body (NUL-terminated, may contain NULs); len may be NULL. Valid until answered. */
+const char *opsc_http_req_body(const opsc_http_req_t *req, size_t *len);
+/** Case-insensitive header lookup; NULL when absent. The first of duplicates. */
+const char *opsc_http_req_header(const opsc_http_req_t *req, const char *name);
+/** The peer's address as text ("192.0.2.1", "2001:db8::1"); "" when unknown. */
+const char *opsc_http_conn_peer(const opsc_http_conn_t *c);
+/** 1 when the connection is TLS. */
+int opsc_http_conn_is_tls(const opsc_http_conn_t *c);
+
+/**
+ * Answer with status, Content-Type ctype (NULL: none), `extra` header lines
+ * ("Name: value\r\n"..., or NULL) and the body. Ends the request. Never
+ * fails: on allocation failure the connection is closed.
+ */
+void opsc_http_respond(opsc_http_conn_t *c, int status, const char *ctype, const char *extra,
+                       const void *body, size_t len);
+/** Answer with j serialized as compact JSON; takes the reference to j (NULL: 500). */
+void opsc_http_respond_json(opsc_http_conn_t *c, int status, json_t *j);
+/**
+ * Answer with the JSON error body. code is a short machine-readable word
+ * ("validation", "not_found", "conflict"); message is for people; field
+ * names the offending input ("severity", "ids[2]") or is NULL.
+ */
+void opsc_http_error(opsc_http_conn_t *c, int status, const char *code, const char *message,
+                     const char *field);
+/** As opsc_http_error, with `extra` header lines (405's Allow, 401's WWW-Authenticate). */
+void opsc_http_error_ex(opsc_http_conn_t *c, int status, const char *code, const char *message,
+                        const char *field, const char *extra);
+/** 429 or 503 with Retry-After: retry_after_s seconds (at least 1). */
+void opsc_http_error_retry(opsc_http_conn_t *c, int status, const char *code, const char *message,
+                           int retry_after_s);
+/** The reason phrase of a status ("Unprocessable Content"); "Unknown" for others. */
+const char *opsc_http_reason(int status);
+
+#endif
