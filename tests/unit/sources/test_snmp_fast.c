@@ -183,7 +183,7 @@ static void put_subid(unsigned char *p, size_t *n, uint64_t v) {
 
 /* OID content from dotted decimal; sub-ids may exceed 32 bits (edge cases). */
 static blob_t oid_content(const char *s) {
-    uint64_t ids[300];
+    uint64_t ids[300] = {0};
     size_t k = 0;
     const char *p = s;
     while (*p != '\0' && k < 300) {
