@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "opsc/auth.h"
 #include "opsc/buf.h"
 #include "opsc/config.h"
 #include "opsc/dns.h"
@@ -65,6 +66,7 @@ struct opsc_server_s {
     opsc_metrics_t *metrics;
     opsc_loopstat_t *loopstat;
     opsc_ops_server_t *http;
+    opsc_auth_t *auth;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
     uv_timer_t storm_tick;        /* lets the pipeline resolve quiet trap storms */
@@ -81,18 +83,18 @@ struct opsc_server_s {
      * disk, in order, when the store has room again ("backlog"); the start-up
      * replay is the same thing from sequence 0.
      */
-    uint64_t fed_seq;      /* highest journal sequence handed to the store (or skipped) */
-    int backlog;           /* changes after fed_seq are fed from the journal */
-    int replaying;         /* start-up replay running: the pipeline waits for it */
+    uint64_t fed_seq; /* highest journal sequence handed to the store (or skipped) */
+    int backlog;      /* changes after fed_seq are fed from the journal */
+    int replaying;    /* start-up replay running: the pipeline waits for it */
     int feed_reading;
     opsc_spool_record_t *feed;
     size_t feed_n, feed_i;
     uv_timer_t feed_timer;
     struct seqmap_s {
         uint64_t store_seq, spool_seq;
-    } *seqmap;             /* store sequence -> journal sequence, for truncation */
+    } * seqmap; /* store sequence -> journal sequence, for truncation */
     size_t map_head, map_n;
-    uint64_t db_durable;   /* every journal sequence <= this is committed */
+    uint64_t db_durable; /* every journal sequence <= this is committed */
     struct reply_wait_s *rwait_head, *rwait_tail;
     size_t rwait_n;
     uint64_t n_replayed, n_fed_from_journal, n_replies_sent;
@@ -109,8 +111,8 @@ struct opsc_server_s {
     opsc_store_dependency_row_t *deps;
     size_t ndeps;
     int maps_loaded, devs_loaded, deps_loaded, loading;
-    int pipeline_loaded; /* normalizer and active alerts handed to the pipeline */
-    int listening;       /* LISTEN opsc_refdata subscribed */
+    int pipeline_loaded;     /* normalizer and active alerts handed to the pipeline */
+    int listening;           /* LISTEN opsc_refdata subscribed */
     uv_timer_t reload_timer; /* debounces reference-data notifications */
     uv_timer_t maint_timer;  /* reloads maintenance occurrences before the horizon runs out */
     int maint_loading, maint_again;
@@ -366,13 +368,18 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
     if (rows && devs) {
         for (size_t i = 0; i < srv->nmaps; i++) {
             const opsc_store_mapping_row_t *m = &srv->maps[i];
-            rows[i] = (opsc_oid_mapping_t){
-                .id = m->id, .oid_pattern = m->oid_pattern, .vendor = m->vendor,
-                .alert_type = m->alert_type, .category = m->category,
-                .default_severity = m->default_severity, .title_template = m->title_template,
-                .description = m->description, .is_clear_event = m->is_clear_event,
-                .clear_oid_pattern = m->clear_oid_pattern, .mib_name = m->mib_name,
-                .mib_object = m->mib_object};
+            rows[i] = (opsc_oid_mapping_t){.id = m->id,
+                                           .oid_pattern = m->oid_pattern,
+                                           .vendor = m->vendor,
+                                           .alert_type = m->alert_type,
+                                           .category = m->category,
+                                           .default_severity = m->default_severity,
+                                           .title_template = m->title_template,
+                                           .description = m->description,
+                                           .is_clear_event = m->is_clear_event,
+                                           .clear_oid_pattern = m->clear_oid_pattern,
+                                           .mib_name = m->mib_name,
+                                           .mib_object = m->mib_object};
         }
         for (size_t i = 0; i < srv->ndevs; i++) {
             devs[i] = (opsc_device_ref_t){.ip = srv->devs[i].ip_address,
@@ -444,19 +451,23 @@ static void on_maintenance(opsc_store_maint_row_t *rows, size_t n, int err, void
     opsc_server_t *srv = arg;
     srv->maint_loading = 0;
     if (err) {
-        opsc_log_err(LOG, "loading maintenance windows failed (%s); the pipeline keeps the last ones",
+        opsc_log_err(LOG,
+                     "loading maintenance windows failed (%s); the pipeline keeps the last ones",
                      opsc_strerror(err));
         return;
     }
     opsc_maint_row_t *mr = opsc_calloc(n ? n : 1, sizeof(*mr));
     opsc_maint_t *m = NULL;
     for (size_t i = 0; mr && i < n; i++) {
-        mr[i] = (opsc_maint_row_t){.window_id = rows[i].window_id, .name = rows[i].name,
+        mr[i] = (opsc_maint_row_t){.window_id = rows[i].window_id,
+                                   .name = rows[i].name,
                                    .device_ip_cidr = rows[i].device_ip_cidr,
                                    .device_name_glob = rows[i].device_name_glob,
-                                   .site = rows[i].site, .category = rows[i].category,
+                                   .site = rows[i].site,
+                                   .category = rows[i].category,
                                    .alert_type = rows[i].alert_type,
-                                   .start_us = rows[i].start_us, .end_us = rows[i].end_us};
+                                   .start_us = rows[i].start_us,
+                                   .end_us = rows[i].end_us};
     }
     if (mr) {
         m = opsc_maint_create(mr, n);
@@ -594,7 +605,8 @@ static void update_durable(opsc_server_t *srv) {
     if (srv->spool) {
         opsc_spool_release(srv->spool, srv->db_durable);
     }
-    if (srv->replaying && !srv->backlog && srv->db_durable >= opsc_spool_recovered_seq(srv->spool)) {
+    if (srv->replaying && !srv->backlog &&
+        srv->db_durable >= opsc_spool_recovered_seq(srv->spool)) {
         srv->replaying = 0;
         opsc_log_info(LOG, "journal replayed: %" PRIu64 " changes are in the database",
                       srv->n_replayed);
@@ -713,7 +725,8 @@ static void on_feed_timer(uv_timer_t *t) {
 
 static int on_change(opsc_change_t *c, void *arg) {
     opsc_server_t *srv = arg;
-    opsc_namefill_change(srv->namefill, c); /* before the journal: a cached name is written at once */
+    opsc_namefill_change(srv->namefill,
+                         c); /* before the journal: a cached name is written at once */
     if (!srv->spool) {
         opsc_change_free(c); /* shutting down after the journal closed */
         return 0;
@@ -814,8 +827,8 @@ static void on_storm_tick(uv_timer_t *t) {
     }
 }
 
-static void on_datagram(const void *data, size_t len, const struct sockaddr *from,
-                        uint64_t recv_ns, int listener, void *arg) {
+static void on_datagram(const void *data, size_t len, const struct sockaddr *from, uint64_t recv_ns,
+                        int listener, void *arg) {
     opsc_server_t *srv = arg;
     if (srv->ratelimit && !rate_ok(srv, from, recv_ns)) {
         return;
@@ -858,7 +871,8 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
             }
             uv_timer_start(&srv->maint_timer, on_maint_timer, MAINT_RELOAD_MS, MAINT_RELOAD_MS);
         }
-        if (!srv->listening && opsc_pg_listen(srv->pool, "opsc_refdata", on_refdata_notify, srv) == 0) {
+        if (!srv->listening &&
+            opsc_pg_listen(srv->pool, "opsc_refdata", on_refdata_notify, srv) == 0) {
             srv->listening = 1;
         }
         if (!srv->pipeline_loaded) {
@@ -952,7 +966,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     }
     srv->signals_term++;
     if (srv->signals_term > 1 && srv->phase >= PHASE_DRAINING) {
-        opsc_log_warn(LOG, "second %s: skipping the drain", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        opsc_log_warn(LOG, "second %s: skipping the drain",
+                      signum == SIGINT ? "SIGINT" : "SIGTERM");
         srv->drain_deadline_ns = 0;
         shutdown_step(srv);
         return;
@@ -982,8 +997,8 @@ static void reload_key(const opsc_config_key_t *key, void *arg) {
                         key->path);
         return;
     }
-    opsc_buf_printf(&rc->applied, "%s%s (%s -> %s)", rc->applied.len ? ", " : "", key->path,
-                    before, after);
+    opsc_buf_printf(&rc->applied, "%s%s (%s -> %s)", rc->applied.len ? ", " : "", key->path, before,
+                    after);
 }
 
 void opsc_server_reload(opsc_server_t *srv) {
@@ -1149,8 +1164,10 @@ static void shutdown_step(opsc_server_t *srv) {
                                 ? opsc_spool_last_seq(srv->spool) - srv->db_durable
                                 : 0;
             if (left > 0) {
-                opsc_log_info(LOG, "shutdown: %" PRIu64 " journal records not yet in the database "
-                                   "stay in the journal for the next start", left);
+                opsc_log_info(LOG,
+                              "shutdown: %" PRIu64 " journal records not yet in the database "
+                              "stay in the journal for the next start",
+                              left);
             }
             opsc_spool_close(srv->spool, on_spool_closed, srv);
         } else if (srv->feed_reading && !uv_is_active((uv_handle_t *)&srv->drain_timer)) {
@@ -1181,9 +1198,8 @@ static void shutdown_step(opsc_server_t *srv) {
     srv->phase = PHASE_STOPPING;
     if (srv->epg) {
         uint64_t now = uv_hrtime();
-        int left = srv->drain_deadline_ns > now
-                       ? (int)((srv->drain_deadline_ns - now) / 1000000ull)
-                       : 0;
+        int left =
+            srv->drain_deadline_ns > now ? (int)((srv->drain_deadline_ns - now) / 1000000ull) : 0;
         if (left < 1000) {
             left = 1000; /* a fast shutdown of postgres needs a moment */
         }
@@ -1203,8 +1219,7 @@ void opsc_server_shutdown(opsc_server_t *srv, int exit_code) {
         return;
     }
     srv->phase = PHASE_DRAINING;
-    srv->drain_deadline_ns =
-        uv_hrtime() + (uint64_t)srv->cfg.shutdown_timeout_ms * 1000000ull;
+    srv->drain_deadline_ns = uv_hrtime() + (uint64_t)srv->cfg.shutdown_timeout_ms * 1000000ull;
     /* Stop accepting first; then drain; then the database goes. */
     if (srv->http) {
         opsc_ops_server_close(srv->http, on_http_closed, srv);
@@ -1306,9 +1321,8 @@ static int ratelimit_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if (cfg->snmp.per_source_rate <= 0) {
         return 0;
     }
-    int rc = opsc_rate_limit_create((uint64_t)cfg->snmp.per_source_rate,
-                                    (uint64_t)rate_burst(cfg), (size_t)cfg->snmp.per_source_max,
-                                    &srv->ratelimit);
+    int rc = opsc_rate_limit_create((uint64_t)cfg->snmp.per_source_rate, (uint64_t)rate_burst(cfg),
+                                    (size_t)cfg->snmp.per_source_max, &srv->ratelimit);
     if (rc != 0) {
         snprintf(errbuf, errlen, "snmp.per_source_rate: %s", opsc_strerror(rc));
         return rc;
@@ -1325,11 +1339,12 @@ static int pipeline_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if (cfg_id->len > 0) {
         memcpy(srv->engine_id, cfg_id->bytes, cfg_id->len);
         srv->engine_id_len = cfg_id->len;
-    } else if ((rc = opsc_snmp_engine_id_load_or_create(srv->data_dir, srv->engine_id,
-                                                        &srv->engine_id_len, errbuf, errlen)) != 0) {
+    } else if ((rc = opsc_snmp_engine_id_load_or_create(
+                    srv->data_dir, srv->engine_id, &srv->engine_id_len, errbuf, errlen)) != 0) {
         return rc;
     }
-    if ((rc = opsc_snmp_engine_boots_next(srv->data_dir, &srv->engine_boots, errbuf, errlen)) != 0) {
+    if ((rc = opsc_snmp_engine_boots_next(srv->data_dir, &srv->engine_boots, errbuf, errlen)) !=
+        0) {
         return rc;
     }
     opsc_snmp_decoder_options_t so = {
@@ -1395,8 +1410,8 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
                  srv->data_dir, holder);
         goto error;
     } else if (rc != 0) {
-        snprintf(errbuf, errlen, "data_dir %s: cannot lock %s: %s", srv->data_dir,
-                 srv->lock_path, opsc_strerror(rc));
+        snprintf(errbuf, errlen, "data_dir %s: cannot lock %s: %s", srv->data_dir, srv->lock_path,
+                 opsc_strerror(rc));
         goto error;
     }
 
@@ -1426,6 +1441,10 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if ((rc = opsc_ops_server_start(srv->loop, &hopts, &srv->http, errbuf, errlen)) != 0) {
         goto error;
     }
+    if ((rc = opsc_auth_create(getenv("OPSC_ADMIN_TOKEN"), &srv->auth)) != 0) {
+        goto error;
+    }
+    opsc_ops_server_set_authenticator(srv->http, opsc_auth_http, srv->auth);
     {
         char spool_dir[4200];
         if (srv->cfg.spool.dir && *srv->cfg.spool.dir) {
@@ -1453,9 +1472,8 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if ((rc = ratelimit_start(srv, errbuf, errlen)) != 0) {
         goto error;
     }
-    if ((rc = opsc_udp_listen_start(srv->loop, &srv->cfg.snmp.listen,
-                                    (size_t)srv->cfg.snmp.rcvbuf, on_datagram, srv, &srv->udp,
-                                    errbuf, errlen)) != 0) {
+    if ((rc = opsc_udp_listen_start(srv->loop, &srv->cfg.snmp.listen, (size_t)srv->cfg.snmp.rcvbuf,
+                                    on_datagram, srv, &srv->udp, errbuf, errlen)) != 0) {
         goto error;
     }
     opsc_udp_listen_set_max_per_wakeup(srv->udp, (unsigned)srv->cfg.snmp.max_per_wakeup);
@@ -1512,6 +1530,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_free(srv->seqmap);
     opsc_metrics_destroy(srv->metrics);
     opsc_rate_limit_destroy(srv->ratelimit);
+    opsc_auth_destroy(srv->auth);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);
     opsc_free(srv);

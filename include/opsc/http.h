@@ -25,6 +25,45 @@
 typedef struct opsc_http_conn_s opsc_http_conn_t;
 typedef struct opsc_http_req_s opsc_http_req_t;
 
+/*
+ * Roles (issue 4): viewer reads; operator also acts on alerts and maintenance
+ * windows; admin also configures, manages users and tokens; ingest may only
+ * post events and webhooks. A route names the roles it admits as a bit set.
+ */
+typedef enum {
+    OPSC_ROLE_NONE = 0,
+    OPSC_ROLE_INGEST,
+    OPSC_ROLE_VIEWER,
+    OPSC_ROLE_OPERATOR,
+    OPSC_ROLE_ADMIN,
+} opsc_role_t;
+#define OPSC_ROLE_BIT(r) (1u << (r))
+#define OPSC_ROLES_READ                                                                            \
+    (OPSC_ROLE_BIT(OPSC_ROLE_VIEWER) | OPSC_ROLE_BIT(OPSC_ROLE_OPERATOR) |                         \
+     OPSC_ROLE_BIT(OPSC_ROLE_ADMIN))
+#define OPSC_ROLES_OPERATE (OPSC_ROLE_BIT(OPSC_ROLE_OPERATOR) | OPSC_ROLE_BIT(OPSC_ROLE_ADMIN))
+#define OPSC_ROLES_ADMIN OPSC_ROLE_BIT(OPSC_ROLE_ADMIN)
+#define OPSC_ROLES_INGEST                                                                          \
+    (OPSC_ROLE_BIT(OPSC_ROLE_INGEST) | OPSC_ROLE_BIT(OPSC_ROLE_OPERATOR) |                         \
+     OPSC_ROLE_BIT(OPSC_ROLE_ADMIN))
+
+/** Who made a request: filled by the server's authenticator. */
+typedef struct opsc_principal_s {
+    opsc_role_t role;
+    char kind[16];  /* "token", "session", "bootstrap" */
+    char id[40];    /* user or token id (UUID text), "" when none */
+    char name[128]; /* user name or token name: the actor in audit_log and history */
+} opsc_principal_t;
+
+/**
+ * The authenticator: from the request's credentials (bearer token, session
+ * cookie, ...) to a principal. 0 with *out filled, or 401 (no or bad
+ * credentials), or 429 (too many failures from this client). Runs on the
+ * loop thread and must not block: credentials are checked in memory.
+ */
+typedef int (*opsc_http_auth_fn)(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
+                                 opsc_principal_t *out);
+
 /* Methods: the values are llhttp's (the server checks that they agree). */
 enum {
     OPSC_HTTP_DELETE = 0,
@@ -57,6 +96,13 @@ typedef struct opsc_http_route_s {
      */
     const char *body_type;
     size_t max_body;
+    /*
+     * Roles admitted (OPSC_ROLES_*): the server authenticates the request and
+     * answers 401 / 403 itself before the handler runs. 0: public (the
+     * handler may still call opsc_http_authenticate, e.g. for webhook
+     * signatures as an alternative to a token).
+     */
+    unsigned roles;
 } opsc_http_route_t;
 
 /** The request's method (OPSC_HTTP_*), path (no query, not decoded) and raw query ("" if none). */
@@ -71,6 +117,26 @@ const char *opsc_http_req_header(const opsc_http_req_t *req, const char *name);
 const char *opsc_http_conn_peer(const opsc_http_conn_t *c);
 /** 1 when the connection is TLS. */
 int opsc_http_conn_is_tls(const opsc_http_conn_t *c);
+/** The authenticated principal of a route with roles; NULL on a public route. */
+const opsc_principal_t *opsc_http_req_principal(const opsc_http_req_t *req);
+/**
+ * Authenticate explicitly (public routes with their own alternative): 0 with
+ * *out filled and the role in `roles`; else the error (401, 403, 429) has
+ * already been answered and the handler must not answer again.
+ */
+int opsc_http_authenticate(opsc_http_conn_t *c, opsc_http_req_t *req, unsigned roles,
+                           opsc_principal_t *out);
+
+/**
+ * A handler that answers later (after a database query, a pipeline round
+ * trip, a worker thread) holds the connection before it returns and
+ * releases it after answering. The client may go away meanwhile: answering
+ * a gone connection does nothing (opsc_http_conn_gone says so), and the
+ * connection's memory and the request stay valid until the last release.
+ */
+void opsc_http_hold(opsc_http_conn_t *c);
+void opsc_http_release(opsc_http_conn_t *c);
+int opsc_http_conn_gone(const opsc_http_conn_t *c);
 
 /**
  * Answer with status, Content-Type ctype (NULL: none), `extra` header lines

@@ -46,18 +46,18 @@ typedef int (*opsc_ready_cb)(void *arg, void (*add)(void *ctx, const char *reaso
 typedef void (*opsc_metrics_cb)(void *arg, opsc_buf_t *out);
 
 typedef struct opsc_ops_server_options_s {
-    const opsc_listen_list_t *listen; /* copied by start */
-    int max_connections;              /* <= 0: 1024 */
-    int max_header_bytes;             /* <= 0: 16 KiB */
-    int idle_timeout_ms;              /* <= 0: 60 s; also bounds a stalled write */
-    opsc_ready_cb ready;              /* NULL: always ready */
-    opsc_metrics_cb metrics;          /* NULL: only the server's own families */
-    void *arg;                        /* passed to ready and metrics */
-    int header_timeout_ms;            /* <= 0: 10 s (slowloris bound, from the first byte) */
-    int body_timeout_ms;              /* <= 0: 30 s of silence while a body arrives */
-    int max_headers;                  /* <= 0: 100 header fields */
-    size_t max_url_bytes;             /* 0: 8 KiB */
-    size_t max_body_bytes;            /* 0: 1 MiB (routes may declare more) */
+    const opsc_listen_list_t *listen;     /* copied by start */
+    int max_connections;                  /* <= 0: 1024 */
+    int max_header_bytes;                 /* <= 0: 16 KiB */
+    int idle_timeout_ms;                  /* <= 0: 60 s; also bounds a stalled write */
+    opsc_ready_cb ready;                  /* NULL: always ready */
+    opsc_metrics_cb metrics;              /* NULL: only the server's own families */
+    void *arg;                            /* passed to ready and metrics */
+    int header_timeout_ms;                /* <= 0: 10 s (slowloris bound, from the first byte) */
+    int body_timeout_ms;                  /* <= 0: 30 s of silence while a body arrives */
+    int max_headers;                      /* <= 0: 100 header fields */
+    size_t max_url_bytes;                 /* 0: 8 KiB */
+    size_t max_body_bytes;                /* 0: 1 MiB (routes may declare more) */
     const opsc_listen_list_t *tls_listen; /* NULL or empty: no TLS listener; copied */
     const char *tls_cert;                 /* PEM paths, read by start */
     const char *tls_key;
@@ -85,6 +85,8 @@ int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts
  * operations endpoints; the first route whose path matches and allows the
  * method wins. At most 16 tables. Returns 0 or OPSC_ENOMEM (table full).
  */
+/** Install the authenticator for routes with roles (none: such routes answer 401). */
+void opsc_ops_server_set_authenticator(opsc_ops_server_t *srv, opsc_http_auth_fn fn, void *arg);
 int opsc_ops_server_add_routes(opsc_ops_server_t *srv, const opsc_http_route_t *routes, size_t n,
                                void *arg);
 /**

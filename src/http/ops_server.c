@@ -39,6 +39,7 @@
 #define LOG_COMP "http"
 
 static void conn_close(opsc__http_conn_t *c);
+static void conn_release(opsc__http_conn_t *c);
 static void conn_process(opsc__http_conn_t *c);
 static void conn_flush(opsc__http_conn_t *c);
 
@@ -224,6 +225,8 @@ static void req_reset(opsc__http_req_t *req) {
     req->body_limit = 0;
     req->body_seen = 0;
     req->refused = 0;
+    req->authenticated = 0;
+    memset(&req->principal, 0, sizeof(req->principal));
     req->discard_body = 0;
     req->in_field = 0;
     req->in_value = 0;
@@ -613,6 +616,10 @@ static void dispatch(opsc__http_conn_t *c) {
         return;
     }
     if (req->route != NULL) {
+        if (req->route->roles != 0 &&
+            opsc_http_authenticate(c, req, req->route->roles, &req->principal) != 0) {
+            return; /* answered */
+        }
         req->route->handler(c, req, req->route_arg);
         return;
     }
@@ -789,6 +796,57 @@ static void respond_json(opsc__http_conn_t *c, int status, json_t *j) {
 
 void opsc_http_respond_json(opsc_http_conn_t *c, int status, json_t *j) {
     respond_json(c, status, j);
+}
+
+void opsc_ops_server_set_authenticator(opsc_ops_server_t *srv, opsc_http_auth_fn fn, void *arg) {
+    srv->auth_fn = fn;
+    srv->auth_arg = arg;
+}
+
+int opsc_http_authenticate(opsc_http_conn_t *c, opsc_http_req_t *req, unsigned roles,
+                           opsc_principal_t *out) {
+    opsc_ops_server_t *srv = c->srv;
+    int rc = 401;
+
+    memset(out, 0, sizeof(*out));
+    if (srv->auth_fn != NULL) {
+        rc = srv->auth_fn(srv->auth_arg, c, req, out);
+    }
+    if (rc == 429) {
+        opsc_http_error_retry(c, 429, "rate_limited", "too many failed authentications", 60);
+        return rc;
+    }
+    if (rc != 0) {
+        opsc_http_error_ex(c, 401, "unauthorized", "missing or invalid credentials", NULL,
+                           "WWW-Authenticate: Bearer realm=\"opsconductor\"\r\n");
+        return 401;
+    }
+    if (out->role <= OPSC_ROLE_NONE || out->role > OPSC_ROLE_ADMIN ||
+        (roles & OPSC_ROLE_BIT(out->role)) == 0) {
+        opsc_http_error(c, 403, "forbidden", "this role may not do that", NULL);
+        return 403;
+    }
+    if (out != &req->principal) {
+        req->principal = *out;
+    }
+    req->authenticated = 1;
+    return 0;
+}
+
+const opsc_principal_t *opsc_http_req_principal(const opsc_http_req_t *req) {
+    return req->authenticated ? &req->principal : NULL;
+}
+
+void opsc_http_hold(opsc_http_conn_t *c) {
+    c->handles++;
+}
+
+void opsc_http_release(opsc_http_conn_t *c) {
+    conn_release(c);
+}
+
+int opsc_http_conn_gone(const opsc_http_conn_t *c) {
+    return c->closing;
 }
 
 int opsc_http_req_method(const opsc_http_req_t *req) {

@@ -100,6 +100,8 @@ struct opsc_http_req_s {
     size_t body_limit;
     size_t body_seen; /* body bytes received, kept or not */
     int refused;      /* 404/405/415 decided at headers complete, answered at the end */
+    int authenticated;
+    opsc_principal_t principal;
     int discard_body; /* refused: count the body against the limit, keep none of it */
 };
 
@@ -154,8 +156,9 @@ typedef struct opsc__http_listener_s {
 /* Statuses we count by code; anything else is "other". */
 #define OPSC__HTTP_CODES(X)                                                                        \
     X(200)                                                                                         \
-    X(201) X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(409) X(413) X(414) X(415)     \
-        X(417) X(422) X(429) X(431) X(500) X(503)
+    X(201)                                                                                         \
+    X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(409) X(413) X(414) X(415) X(417)     \
+        X(422) X(429) X(431) X(500) X(503)
 #define OPSC__HTTP_NCODES 21 /* the list above plus "other" */
 
 struct opsc_ops_server_s {
@@ -172,6 +175,8 @@ struct opsc_ops_server_s {
     int nconns; /* counted (not rejected) connections not yet closing */
     int live;   /* listeners + connections whose memory is not yet freed */
     int closing;
+    opsc_http_auth_fn auth_fn;
+    void *auth_arg;
     void (*done)(void *arg);
     void *done_arg;
     int rendering;     /* inside opts.metrics during /metrics */

@@ -1,0 +1,28 @@
+#ifndef OPSC_AUTH_H
+#define OPSC_AUTH_H
+
+#include "opsc/http.h"
+
+/*
+ * Authentication of API requests (issue 4). This first version knows one
+ * credential: the bootstrap admin token from OPSC_ADMIN_TOKEN, presented as
+ * "Authorization: Bearer <token>". API tokens, users, sessions and login
+ * rate limits build on it.
+ */
+typedef struct opsc_auth_s opsc_auth_t;
+
+/** admin_token may be NULL or "" (no bootstrap token). 0 or OPSC_ENOMEM. */
+int opsc_auth_create(const char *admin_token, opsc_auth_t **out);
+void opsc_auth_destroy(opsc_auth_t *a);
+/** The server's authenticator (opsc_http_auth_fn); arg is the opsc_auth_t. */
+int opsc_auth_http(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
+                   opsc_principal_t *out);
+/**
+ * The token of an "Authorization: Bearer <token>" header value (scheme
+ * case-insensitive, one or more spaces); NULL when it is not one.
+ */
+const char *opsc_auth_bearer(const char *authorization, size_t *len);
+/** Compare in time that depends only on the lengths. 1 when equal. */
+int opsc_auth_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+#endif

@@ -1,0 +1,54 @@
+/* Bearer parsing and the constant-time comparison of the authenticator. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "opsc/auth.h"
+
+static void test_bearer(void **state) {
+    (void)state;
+    size_t n = 0;
+    const char *t = opsc_auth_bearer("Bearer abc123", &n);
+    assert_non_null(t);
+    assert_int_equal(n, 6);
+    assert_memory_equal(t, "abc123", 6);
+    t = opsc_auth_bearer("bearer   tok  ", &n);
+    assert_non_null(t);
+    assert_int_equal(n, 3);
+    assert_memory_equal(t, "tok", 3);
+    assert_null(opsc_auth_bearer(NULL, &n));
+    assert_null(opsc_auth_bearer("Basic dXNlcjpwYXNz", &n));
+    assert_null(opsc_auth_bearer("Bearer", &n));
+    assert_null(opsc_auth_bearer("Bearer    ", &n));
+    assert_null(opsc_auth_bearer("Bearerabc", &n));
+}
+
+static void test_equal(void **state) {
+    (void)state;
+    assert_true(opsc_auth_equal("secret", 6, "secret", 6));
+    assert_false(opsc_auth_equal("secret", 6, "secreT", 6));
+    assert_false(opsc_auth_equal("secret", 6, "secret2", 7));
+    assert_false(opsc_auth_equal("secret", 6, "", 0));
+    assert_true(opsc_auth_equal("", 0, "", 0));
+}
+
+static void test_create(void **state) {
+    (void)state;
+    opsc_auth_t *a = NULL;
+    assert_int_equal(opsc_auth_create(NULL, &a), 0);
+    opsc_auth_destroy(a);
+    assert_int_equal(opsc_auth_create("tok", &a), 0);
+    opsc_auth_destroy(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bearer),
+        cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_create),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
