@@ -723,6 +723,8 @@ static void on_feed_timer(uv_timer_t *t) {
     feed_kick(t->data);
 }
 
+static opsc_log_ratelimit_t backlog_log_rl = OPSC_LOG_RATELIMIT_INIT(10000, 1);
+
 static int on_change(opsc_change_t *c, void *arg) {
     opsc_server_t *srv = arg;
     opsc_namefill_change(srv->namefill,
@@ -773,10 +775,13 @@ static int on_change(opsc_change_t *c, void *arg) {
     if (submit_one(srv, c, seq) != 0) {
         opsc_change_free(c);
         srv->backlog = 1;
-        opsc_log_warn(LOG,
-                      "store full (database slow or away): changes after journal sequence %" PRIu64
-                      " wait in the journal and are fed from disk",
-                      srv->fed_seq);
+        unsigned long long supp = 0;
+        if (opsc_log_ratelimit_ok(&backlog_log_rl, &supp)) {
+            opsc_log_warn(LOG,
+                          "store full (database slow or away): changes after journal sequence "
+                          "%" PRIu64 " wait in the journal and are fed from disk%s",
+                          srv->fed_seq, supp ? " (more of these suppressed)" : "");
+        }
         uv_timer_start(&srv->feed_timer, on_feed_timer, 100, 100);
     }
     return 0;

@@ -163,8 +163,8 @@ static int seg_header_ok(const unsigned char h[SEG_HDR], uint64_t first) {
 }
 
 static uint32_t rec_crc(const unsigned char *hdr, const unsigned char *payload, uint32_t len) {
-    uint32_t c = opsc_crc32c(0, hdr, 4);        /* length */
-    c = opsc_crc32c(c, hdr + 8, 8);             /* sequence */
+    uint32_t c = opsc_crc32c(0, hdr, 4); /* length */
+    c = opsc_crc32c(c, hdr + 8, 8);      /* sequence */
     return opsc_crc32c(c, payload, len);
 }
 
@@ -383,7 +383,8 @@ static void truncate_upto(opsc_spool_t *s, uint64_t upto) {
         opsc_free(g);
     }
     if (unlinked && s->dir_fd >= 0) {
-        (void)fsync(s->dir_fd); /* best effort: a deleted segment coming back is replayed idempotently */
+        (void)fsync(
+            s->dir_fd); /* best effort: a deleted segment coming back is replayed idempotently */
     }
 }
 
@@ -549,12 +550,13 @@ int opsc_spool_append(opsc_spool_t *s, const opsc_change_t *c, uint64_t *seq_out
         unsigned long long supp = 0;
         s->n_full++;
         if (opsc_log_ratelimit_ok(&s->rl_full, &supp)) {
-            opsc_log_err(LOG,
-                         "journal full: %" PRIu64 " bytes held of spool.max_bytes %" PRIu64
-                         " in %s; changes wait (the pipeline pauses, traps are dropped and counted) "
-                         "until the database takes the backlog%s",
-                         total - (s->pending.len - start), s->max_bytes, s->dir,
-                         supp ? " (more of these suppressed)" : "");
+            opsc_log_err(
+                LOG,
+                "journal full: %" PRIu64 " bytes held of spool.max_bytes %" PRIu64
+                " in %s; changes wait (the pipeline pauses, traps are dropped and counted) "
+                "until the database takes the backlog%s",
+                total - (s->pending.len - start), s->max_bytes, s->dir,
+                supp ? " (more of these suppressed)" : "");
         }
         rc = OPSC_EQUEUE_FULL;
     }
@@ -786,7 +788,11 @@ static void read_work(uv_work_t *w) {
             }
             at += (size_t)total;
             r->offset += total;
-            bytes += total;
+            if (seq > r->after) {
+                /* Only what is handed back counts: skipping older records must never end a
+                 * read with nothing, which means "nothing more up to upto" to the caller. */
+                bytes += total;
+            }
         }
         if (bad) {
             read_corrupt(r, first, r->offset, bad);
@@ -1105,8 +1111,9 @@ int opsc_spool_open(uv_loop_t *loop, const opsc_spool_options_t *o, opsc_spool_t
     }
     s->thread_started = 1;
     if (s->nsegs > 0) {
-        opsc_log_info(LOG, "journal %s: %zu segments, %" PRIu64 " bytes, up to sequence %" PRIu64
-                           " to replay",
+        opsc_log_info(LOG,
+                      "journal %s: %zu segments, %" PRIu64 " bytes, up to sequence %" PRIu64
+                      " to replay",
                       s->dir, s->nsegs, s->disk_bytes, s->recovered_seq);
     }
     *out = s;

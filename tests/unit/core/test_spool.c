@@ -175,7 +175,8 @@ static opsc_change_t *make_change(int i) {
         c->upd->device_name = opsc_strdup("edge-sw-10.example.net");
         c->upd->title = opsc_strdup("Interface Down - edge-sw-10.example.net");
         assert_int_equal(opsc_alert_update_tag(c->upd, "flapping", 1), 0);
-        assert_int_equal(opsc_alert_update_custom(c->upd, "{\"flapping\":true,\"flap_count\":7}"), 0);
+        assert_int_equal(opsc_alert_update_custom(c->upd, "{\"flapping\":true,\"flap_count\":7}"),
+                         0);
         c->upd->priority = 2;
         break;
     }
@@ -339,8 +340,8 @@ static void run_until_synced(ctx_t *c, uint64_t seq) {
 static opsc_spool_t *open_spool(uint64_t max_bytes, uint64_t seg_bytes, ctx_t *c) {
     opsc_spool_t *s = NULL;
     char err[256] = "";
-    opsc_spool_options_t o = {.dir = spooldir, .max_bytes = max_bytes, .segment_bytes = seg_bytes,
-                              .sync_interval_ms = 1};
+    opsc_spool_options_t o = {
+        .dir = spooldir, .max_bytes = max_bytes, .segment_bytes = seg_bytes, .sync_interval_ms = 1};
     int rc = opsc_spool_open(&loop, &o, &s, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "open: %s\n", err);
@@ -629,8 +630,30 @@ static void test_full_refused(void **state) {
     close_spool(s, &c);
 }
 
+/*
+ * A read that starts far into a big segment skips megabytes of older records
+ * first; it must still hand back what follows (a read with nothing means
+ * "nothing more" to the caller, which would then skip ahead and lose changes:
+ * seen with the store's backlog feed at 150,000 traps/s).
+ */
+static void test_read_deep_into_segment(void **state) {
+    (void)state;
+    ctx_t c = {0};
+    opsc_spool_t *s = open_spool(0, 0, &c);
+    enum { N = 40000 };
+    append_n(s, 0, N);
+    run_until_synced(&c, N);
+    assert_true(opsc_spool_bytes(s) > (6u << 20)); /* well past one read's byte budget */
+    assert_int_equal(count_segments(), 1);
+    static uint64_t seqs[64];
+    assert_int_equal(read_all(s, N - 20, N, seqs, 64, 1), 20);
+    assert_true(seqs[0] == N - 19 && seqs[19] == N);
+    close_spool(s, &c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_read_deep_into_segment, setup, teardown),
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_nulls_and_refusals),
         cmocka_unit_test_setup_teardown(test_append_sync_replay, setup, teardown),

@@ -656,6 +656,8 @@ static void test_replay_idempotent(void **state) {
     psql_in(ci, check, out, sizeof(out));
     assert_string_equal(out, want);
     assert_int_equal(metric(s, "opsc_store_create_skipped_total{reason=\"replay\"}"), N);
+    /* The first write had no conflict handling; the replay needed it (a unique violation). */
+    assert_true(metric(s, "opsc_store_conflict_retries_total") >= 1);
     /* And the whole set once more, twice, including in one batch. */
     submit_set(s, alerts, N, 1);
     submit_set(s, alerts, N, 1);
@@ -669,11 +671,13 @@ static void test_replay_idempotent(void **state) {
     assert_int_equal(metric(s, "opsc_store_rows_rejected_total"), 0);
 
     /* Another collector's active alert with the same fingerprint: ours is skipped, counted. */
+    double retries = metric(s, "opsc_store_conflict_retries_total");
     opsc_alert_t *twin = mk_alert(101); /* alerts[1]'s fingerprint, still active, another id */
     submit_ok(s, ch_create(twin));
     drain(s, 10000);
     assert_int_equal(metric(s, "opsc_store_create_skipped_total{reason=\"fingerprint_active\"}"),
                      1);
+    assert_true(metric(s, "opsc_store_conflict_retries_total") > retries);
     psql_in(ci, "SELECT count(*) FROM alerts", out, sizeof(out));
     assert_string_equal(out, "20");
     opsc_alert_free(twin);
