@@ -89,22 +89,25 @@
  * apart (the main query does not see the CTEs' inserts).
  */
 // clang-format off
+/* The rows (one array per column) and the INSERT of the alerts, shared by both statements. */
+#define SQL_INSERT_ROWS \
+    "WITH v AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], " \
+    "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], " \
+    "$11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::timestamptz[], " \
+    "$17::timestamptz[], $18::timestamptz[], $19::text[], $20::timestamptz[], $21::text[], " \
+    "$22::uuid[], $23::text[], $24::text[], $25::jsonb[], $26::jsonb[], $27::text[], " \
+    "$28::int4[], $29::timestamptz[], $30::uuid[], $31::text[], $32::jsonb[]) " \
+    "AS v(" ALERT_COLS ", h_id, h_status, h_changes)), " \
+    "ins AS (INSERT INTO alerts (" ALERT_COLS ") " \
+    "SELECT id, source_system, source_alert_id, device_ip, device_name, severity, category, " \
+    "alert_type, impact, urgency, priority, title, message, COALESCE(status, 'active'), " \
+    "COALESCE(is_clear, false), occurred_at, COALESCE(received_at, now()), acknowledged_at, " \
+    "acknowledged_by, resolved_at, resolved_by, correlated_to_id, correlation_rule, " \
+    "tags::text[], COALESCE(custom_fields, '{}'), COALESCE(raw_data, '{}'), fingerprint, " \
+    "COALESCE(occurrence_count, 1), last_occurrence_at FROM v"
 static const char sql_insert[] =
-    "WITH v AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
-    "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
-    "$11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::timestamptz[], "
-    "$17::timestamptz[], $18::timestamptz[], $19::text[], $20::timestamptz[], $21::text[], "
-    "$22::uuid[], $23::text[], $24::text[], $25::jsonb[], $26::jsonb[], $27::text[], "
-    "$28::int4[], $29::timestamptz[], $30::uuid[], $31::text[], $32::jsonb[]) "
-    "AS v(" ALERT_COLS ", h_id, h_status, h_changes)), "
-    "ins AS (INSERT INTO alerts (" ALERT_COLS ") "
-    "SELECT id, source_system, source_alert_id, device_ip, device_name, severity, category, "
-    "alert_type, impact, urgency, priority, title, message, COALESCE(status, 'active'), "
-    "COALESCE(is_clear, false), occurred_at, COALESCE(received_at, now()), acknowledged_at, "
-    "acknowledged_by, resolved_at, resolved_by, correlated_to_id, correlation_rule, "
-    "tags::text[], COALESCE(custom_fields, '{}'), COALESCE(raw_data, '{}'), fingerprint, "
-    "COALESCE(occurrence_count, 1), last_occurrence_at FROM v "
-    "ON CONFLICT DO NOTHING RETURNING id), "
+    SQL_INSERT_ROWS
+    " ON CONFLICT DO NOTHING RETURNING id), "
     "hist AS (INSERT INTO alert_history (id, alert_id, action, new_status, user_id, user_name, "
     "changes, created_at) "
     "SELECT v.h_id, v.id, 'created', v.h_status, 'system', 'system', v.h_changes, "
@@ -122,20 +125,8 @@ static const char sql_insert[] =
  */
 // clang-format off
 static const char sql_insert_fast[] =
-    "WITH v AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
-    "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
-    "$11::text[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::timestamptz[], "
-    "$17::timestamptz[], $18::timestamptz[], $19::text[], $20::timestamptz[], $21::text[], "
-    "$22::uuid[], $23::text[], $24::text[], $25::jsonb[], $26::jsonb[], $27::text[], "
-    "$28::int4[], $29::timestamptz[], $30::uuid[], $31::text[], $32::jsonb[]) "
-    "AS v(" ALERT_COLS ", h_id, h_status, h_changes)), "
-    "ins AS (INSERT INTO alerts (" ALERT_COLS ") "
-    "SELECT id, source_system, source_alert_id, device_ip, device_name, severity, category, "
-    "alert_type, impact, urgency, priority, title, message, COALESCE(status, 'active'), "
-    "COALESCE(is_clear, false), occurred_at, COALESCE(received_at, now()), acknowledged_at, "
-    "acknowledged_by, resolved_at, resolved_by, correlated_to_id, correlation_rule, "
-    "tags::text[], COALESCE(custom_fields, '{}'), COALESCE(raw_data, '{}'), fingerprint, "
-    "COALESCE(occurrence_count, 1), last_occurrence_at FROM v) "
+    SQL_INSERT_ROWS
+    ") "
     "INSERT INTO alert_history (id, alert_id, action, new_status, user_id, user_name, "
     "changes, created_at) "
     "SELECT v.h_id, v.id, 'created', v.h_status, 'system', 'system', v.h_changes, "
