@@ -51,6 +51,20 @@ static int free_udp_port(void) {
     return ntohs(sa.sin_port);
 }
 
+/* A port free for UDP and TCP both: dnsmasq listens on both. -1 if this one is not. */
+static int free_udp_tcp_port(void) {
+    int port = free_udp_port();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = port > 0 && fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok ? port : -1;
+}
+
 typedef struct {
     int done;
     int calls;
@@ -75,8 +89,12 @@ static void on_closed(void *arg) {
 }
 
 static opsc_dns_t *make(uv_loop_t *loop, const char *srv, int timeout_ms, size_t inflight) {
-    opsc_dns_options_t o = {.servers = srv, .timeout_ms = timeout_ms, .tries = 1,
-                            .ttl_s = 300, .negative_ttl_s = 30, .max_inflight = inflight};
+    opsc_dns_options_t o = {.servers = srv,
+                            .timeout_ms = timeout_ms,
+                            .tries = 1,
+                            .ttl_s = 300,
+                            .negative_ttl_s = 30,
+                            .max_inflight = inflight};
     opsc_dns_t *d = NULL;
     char err[256] = "";
     int rc = opsc_dns_create(loop, &o, &d, err, sizeof(err));
@@ -94,6 +112,8 @@ static void destroy(uv_loop_t *loop, opsc_dns_t *d) {
     assert_int_equal(uv_loop_close(loop), 0);
 }
 
+static int start_dnsmasq(const char *hosts);
+
 /* dnsmasq answers as soon as it is up; wait for that (bounded). */
 static int group_setup(void **state) {
     (void)state;
@@ -109,13 +129,35 @@ static int group_setup(void **state) {
     }
     fprintf(f, "192.0.2.10 edge-sw-10.example.net\n2001:db8::10 core-v6.example.net\n");
     fclose(f);
-    dns_port = free_udp_port();
+    /* Another test may take the port between our check and dnsmasq's bind: try a few. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (start_dnsmasq(hosts) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Start dnsmasq on a fresh port and wait until it answers (bounded); -1 if it does not. */
+static int start_dnsmasq(const char *hosts) {
+    dns_port = free_udp_tcp_port();
+    if (dns_port < 0) {
+        return -1;
+    }
     char port_arg[32], hosts_arg[160];
     snprintf(port_arg, sizeof(port_arg), "--port=%d", dns_port);
     snprintf(hosts_arg, sizeof(hosts_arg), "--addn-hosts=%s", hosts);
-    const char *args[] = {"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", port_arg,
-                          "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-                          "--no-hosts", hosts_arg, "--pid-file=", "--user=root",
+    const char *args[] = {"dnsmasq",
+                          "--keep-in-foreground",
+                          "--conf-file=/dev/null",
+                          port_arg,
+                          "--listen-address=127.0.0.1",
+                          "--bind-interfaces",
+                          "--no-resolv",
+                          "--no-hosts",
+                          hosts_arg,
+                          "--pid-file=",
+                          "--user=root",
                           "--log-facility=-"};
     char *argv[sizeof(args) / sizeof(args[0]) + 1];
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
@@ -150,9 +192,16 @@ static int group_setup(void **state) {
         if (up) {
             return 0;
         }
+        if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
+            dnsmasq_pid = 0; /* it exited: the port was taken after all */
+            return -1;
+        }
         usleep(100 * 1000);
     }
     fprintf(stderr, "dnsmasq did not answer on port %d\n", dns_port);
+    kill(dnsmasq_pid, SIGTERM);
+    waitpid(dnsmasq_pid, NULL, 0);
+    dnsmasq_pid = 0;
     return -1;
 }
 
