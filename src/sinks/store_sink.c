@@ -343,7 +343,10 @@ typedef struct store_batch_s {
     uint64_t t0_ns;
     int attempts;
     int isolating;
-    int safe_insert; /* a unique violation was seen: inserts handle conflicts (sql_insert) */
+    int safe_insert;   /* a unique violation was seen: inserts handle conflicts (sql_insert) */
+    int ahead;         /* sent while the batch before it was still in flight (see pump) */
+    int ahead_refused; /* not to be sent ahead (dependent, or it failed ahead once) */
+    int done_ahead;    /* written ahead; finished when its turn in the FIFO comes */
 } store_batch_t;
 
 #define LAT_BUCKETS 10
@@ -412,6 +415,7 @@ struct opsc_store_s {
     uint64_t n_invalid_json;
     uint64_t n_batches, n_txns, n_isolations, n_retries;
     uint64_t n_safe_inserts;
+    uint64_t n_ahead, n_ahead_back;
     uint64_t n_unflushed;
     size_t last_batch, max_batch;
     double last_lat_s, max_lat_s, sum_lat_s, sum_size;
@@ -1821,8 +1825,14 @@ static void on_retry(uv_timer_t *t) {
     }
 }
 
+static void ahead_back(opsc_store_t *s, store_batch_t *b);
+
 static void retry_later(opsc_store_t *s, store_batch_t *b, int err, const char *sqlstate,
                         const char *message) {
+    if (b != s->first) {
+        ahead_back(s, b); /* the retry timer serves the first batch only */
+        return;
+    }
     int delay = backoff_ms(s);
     b->attempts++;
     b->waiting = 1;
@@ -1935,6 +1945,10 @@ static void on_request_done(int err, const opsc_pg_res_t *res, void *arg) {
         advance(s, b);
         return;
     }
+    if (b != s->first) {
+        ahead_back(s, b); /* rolled back: it goes again in its turn, in order */
+        return;
+    }
     const char *sqlstate = opsc_pg_res_sqlstate(res);
     const char *message = opsc_pg_res_message(res);
     if (err == OPSC_EDB_QUERY && !b->safe_insert && b->item[ST_INSERT] >= 0 && sqlstate &&
@@ -2034,7 +2048,29 @@ static void store_trim_buffers(opsc_store_t *s, size_t keep) {
     }
 }
 
+static void batch_finish(opsc_store_t *s, store_batch_t *b);
+
+/*
+ * A batch is written. Its replies and the durable sequence go out in FIFO
+ * order: a batch written ahead waits for the one before it.
+ */
 static void batch_done(opsc_store_t *s, store_batch_t *b) {
+    if (b != s->first) {
+        b->done_ahead = 1;
+        return;
+    }
+    batch_finish(s, b);
+    while (!s->finalizing && s->first && s->first->done_ahead) {
+        batch_finish(s, s->first);
+    }
+    if (s->closing && s->held == 0) {
+        finish_close(s);
+        return;
+    }
+    kick(s);
+}
+
+static void batch_finish(opsc_store_t *s, store_batch_t *b) {
     /* Unlink first: callbacks below may submit (into the open batch). */
     s->first = b->next;
     if (!s->first) {
@@ -2083,11 +2119,6 @@ static void batch_done(opsc_store_t *s, store_batch_t *b) {
     }
     batch_free(b);
     store_trim_buffers(s, 8u << 20); /* one huge batch does not pin its buffers */
-    if (s->closing && s->held == 0) {
-        finish_close(s);
-        return;
-    }
-    kick(s);
 }
 
 static void start_batch(opsc_store_t *s, store_batch_t *b) {
@@ -2108,13 +2139,76 @@ static void start_batch(opsc_store_t *s, store_batch_t *b) {
     send_range(s, b);
 }
 
+/*
+ * Whether `b` may be written while `before` is in flight: only new alerts on
+ * both sides (so no status change can meet the fingerprint index in the
+ * wrong order), no alert in both, and nothing in `b` pointing at an alert
+ * that `before` creates (the correlated_to_id foreign key).
+ */
+static int may_go_ahead(const store_batch_t *before, const store_batch_t *b) {
+    for (size_t i = 0; i < before->ne; i++) {
+        if (!before->e[i].create) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < b->ne; i++) {
+        const store_entry_t *e = &b->e[i];
+        if (!e->create || batch_find(before, &e->id) ||
+            (e->create->has_correlated_to && batch_find(before, &e->create->correlated_to_id)) ||
+            (e->st_corr && batch_find(before, &e->st_corr->correlated_to_id))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * While the first batch is in flight, a full batch of new alerts behind it
+ * may go too (may_go_ahead): the database then works on the next one as soon
+ * as it commits the first, instead of waiting for our round trip. Anything
+ * that goes wrong with it sends it back to wait its turn.
+ */
+static void pump_ahead(opsc_store_t *s) {
+    store_batch_t *first = s->first;
+    store_batch_t *b = first ? first->next : NULL;
+    if (!b || !b->sealed || b->started || b->in_pool || b->waiting || b->ahead_refused ||
+        !first->in_pool || first->isolating || first->waiting) {
+        return;
+    }
+    if (!may_go_ahead(first, b)) {
+        b->ahead_refused = 1;
+        return;
+    }
+    b->ahead = 1;
+    s->n_ahead++;
+    start_batch(s, b);
+}
+
+/* A batch written ahead failed: forget the attempt, it goes again in its turn. */
+static void ahead_back(opsc_store_t *s, store_batch_t *b) {
+    opsc_free(b->order);
+    b->order = NULL;
+    b->nstack = 0;
+    b->started = 0;
+    b->isolating = 0;
+    b->ahead = 0;
+    b->ahead_refused = 1;
+    b->in_pool = 0;
+    s->n_ahead_back++;
+    kick(s);
+}
+
 /* Send the first batch if it may go and nothing is in flight. */
 static void pump(opsc_store_t *s) {
     if (s->finalizing) {
         return;
     }
     store_batch_t *b = s->first;
-    if (!b || b->in_pool || b->waiting || b->stalled) {
+    if (b && b->in_pool) {
+        pump_ahead(s);
+        return;
+    }
+    if (!b || b->waiting || b->stalled) {
         return;
     }
     if (b->started) {
@@ -2127,6 +2221,9 @@ static void pump(opsc_store_t *s) {
         seal(s, b);
     }
     start_batch(s, b);
+    if (s->first == b && b->in_pool) {
+        pump_ahead(s);
+    }
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
@@ -2363,6 +2460,12 @@ void opsc_store_metrics(opsc_buf_t *out, void *arg) {
                          "Batches sent again with conflict handling after a unique violation "
                          "(a replay after a crash, or an alert another collector stored)",
                          s->n_safe_inserts);
+    opsc_metrics_one_u64(out, "opsc_store_batches_ahead_total", "counter",
+                         "Batches of new alerts sent while the batch before them was in flight",
+                         s->n_ahead);
+    opsc_metrics_one_u64(out, "opsc_store_batches_ahead_back_total", "counter",
+                         "Batches sent ahead that failed and went again in their turn",
+                         s->n_ahead_back);
     opsc_metrics_one_u64(out, "opsc_store_retries_total", "counter",
                          "Attempts repeated after connection loss or a transient error",
                          s->n_retries);
