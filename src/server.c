@@ -929,6 +929,7 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
         .reconnect_min_ms = (int)srv->cfg.database.reconnect_min_ms,
         .reconnect_max_ms = (int)srv->cfg.database.reconnect_max_ms,
         .listen = 1,
+        .bulk = 1, /* the store's second writer (batches of new alerts written side by side) */
         .application_name = "opsconductord",
     };
     int rc = opsc_pg_pool_create(srv->loop, &o, &srv->pool);

@@ -30,7 +30,12 @@
 typedef struct opsc_pg_pool_s opsc_pg_pool_t;
 typedef struct opsc_pg_stmt_s opsc_pg_stmt_t;
 
-typedef enum { OPSC_PG_WRITER = 0, OPSC_PG_READER = 1 } opsc_pg_role_t;
+/*
+ * OPSC_PG_BULK: a second writing connection (opts.bulk), so that two write
+ * transactions can run side by side (the store writes a batch of new alerts
+ * ahead of the one in flight there). Without one it is the writer.
+ */
+typedef enum { OPSC_PG_WRITER = 0, OPSC_PG_READER = 1, OPSC_PG_BULK = 2 } opsc_pg_role_t;
 
 /** Result of one statement. Valid only during the callback. */
 typedef struct opsc_pg_res_s opsc_pg_res_t;
@@ -51,6 +56,7 @@ typedef struct opsc_pg_options_s {
     int reconnect_min_ms;
     int reconnect_max_ms;
     int listen; /* open the LISTEN connection */
+    int bulk;   /* open a second writing connection (OPSC_PG_BULK) */
     const char *application_name;
 } opsc_pg_options_t;
 

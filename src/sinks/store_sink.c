@@ -343,10 +343,11 @@ typedef struct store_batch_s {
     uint64_t t0_ns;
     int attempts;
     int isolating;
-    int safe_insert;   /* a unique violation was seen: inserts handle conflicts (sql_insert) */
-    int ahead;         /* sent while the batch before it was still in flight (see pump) */
-    int ahead_refused; /* not to be sent ahead (dependent, or it failed ahead once) */
-    int done_ahead;    /* written ahead; finished when its turn in the FIFO comes */
+    int safe_insert;     /* a unique violation was seen: inserts handle conflicts (sql_insert) */
+    int ahead;           /* sent while the batch before it was still in flight (see pump) */
+    int ahead_refused;   /* not to be sent ahead (dependent, or it failed ahead once) */
+    opsc_pg_role_t role; /* the connection it goes to: a batch ahead takes the other one */
+    int done_ahead;      /* written ahead; finished when its turn in the FIFO comes */
 } store_batch_t;
 
 #define LAT_BUCKETS 10
@@ -2011,7 +2012,7 @@ static void send_range(opsc_store_t *s, store_batch_t *b) {
             b->nstack--; /* nothing to write in this range */
             continue;
         }
-        rc = opsc_pg_batch_submit(pb, OPSC_PG_WRITER, on_request_done, b);
+        rc = opsc_pg_batch_submit(pb, b->role, on_request_done, b);
         if (rc == 0) {
             b->in_pool = 1;
             return;
@@ -2140,21 +2141,20 @@ static void start_batch(opsc_store_t *s, store_batch_t *b) {
 }
 
 /*
- * Whether `b` may be written while `before` is in flight: only new alerts on
- * both sides (so no status change can meet the fingerprint index in the
- * wrong order), no alert in both, and nothing in `b` pointing at an alert
- * that `before` creates (the correlated_to_id foreign key).
+ * Whether `b` may be written while `before` is in flight: no alert in both,
+ * and nothing in `b` pointing at an alert of `before` (correlated_to_id).
+ * Then the rows they write are disjoint and their order does not change the
+ * result. What the database still sees between them (an alert of `before`
+ * leaving 'active' while `b` inserts one with its fingerprint, a lock, a
+ * deadlock) ends in `b` waiting for `before` or failing, and a failed batch
+ * ahead goes back to wait its turn (ahead_back): never a wrong row.
  */
 static int may_go_ahead(const store_batch_t *before, const store_batch_t *b) {
-    for (size_t i = 0; i < before->ne; i++) {
-        if (!before->e[i].create) {
-            return 0;
-        }
-    }
     for (size_t i = 0; i < b->ne; i++) {
         const store_entry_t *e = &b->e[i];
-        if (!e->create || batch_find(before, &e->id) ||
-            (e->create->has_correlated_to && batch_find(before, &e->create->correlated_to_id)) ||
+        if (batch_find(before, &e->id) ||
+            (e->create && e->create->has_correlated_to &&
+             batch_find(before, &e->create->correlated_to_id)) ||
             (e->st_corr && batch_find(before, &e->st_corr->correlated_to_id))) {
             return 0;
         }
@@ -2163,10 +2163,11 @@ static int may_go_ahead(const store_batch_t *before, const store_batch_t *b) {
 }
 
 /*
- * While the first batch is in flight, a full batch of new alerts behind it
- * may go too (may_go_ahead): the database then works on the next one as soon
- * as it commits the first, instead of waiting for our round trip. Anything
- * that goes wrong with it sends it back to wait its turn.
+ * While the first batch is in flight, the full batch behind it may go too
+ * (may_go_ahead), on the other writing connection (OPSC_PG_BULK): two
+ * transactions side by side, two backends' worth of CPU. It is finished in
+ * FIFO order (batch_done); anything that goes wrong with it sends it back
+ * to wait its turn.
  */
 static void pump_ahead(opsc_store_t *s) {
     store_batch_t *first = s->first;
@@ -2180,6 +2181,7 @@ static void pump_ahead(opsc_store_t *s) {
         return;
     }
     b->ahead = 1;
+    b->role = first->role == OPSC_PG_BULK ? OPSC_PG_WRITER : OPSC_PG_BULK;
     s->n_ahead++;
     start_batch(s, b);
 }
@@ -2194,6 +2196,7 @@ static void ahead_back(opsc_store_t *s, store_batch_t *b) {
     b->ahead = 0;
     b->ahead_refused = 1;
     b->in_pool = 0;
+    b->role = OPSC_PG_WRITER;
     s->n_ahead_back++;
     kick(s);
 }

@@ -36,7 +36,7 @@
 #define OPSC__PG_MAX_INFLIGHT 64
 #define OPSC__PG_LOG "db"
 
-enum { CONN_WRITER = 0, CONN_READER = 1, CONN_LISTEN = 2, CONN_KINDS = 3 };
+enum { CONN_WRITER = 0, CONN_READER = 1, CONN_LISTEN = 2, CONN_BULK = 3, CONN_KINDS = 4 };
 
 typedef enum {
     ST_DOWN = 0,
@@ -170,7 +170,7 @@ static void conn_set_poll(pg_conn_t *c, int events, int recreate);
 static void pool_maybe_done(opsc_pg_pool_t *pool);
 static void pool_kick(opsc_pg_pool_t *pool);
 
-static const char *const kind_names[CONN_KINDS] = {"writer", "reader", "listen"};
+static const char *const kind_names[CONN_KINDS] = {"writer", "reader", "listen", "bulk"};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -1121,7 +1121,7 @@ int opsc_pg_pool_create(uv_loop_t *loop, const opsc_pg_options_t *opts, opsc_pg_
     uv_prepare_init(loop, &p->kick);
     p->kick.data = p;
     p->handles_open++;
-    p->nconns = 1 + opts->readers + (opts->listen ? 1 : 0);
+    p->nconns = 1 + opts->readers + (opts->bulk ? 1 : 0) + (opts->listen ? 1 : 0);
     p->conns = opsc_calloc((size_t)p->nconns, sizeof(*p->conns));
     if (!p->conninfo || !p->application_name || !p->conns) {
         opsc_free(p->conninfo);
@@ -1133,7 +1133,11 @@ int opsc_pg_pool_create(uv_loop_t *loop, const opsc_pg_options_t *opts, opsc_pg_
     for (int i = 0; i < p->nconns; i++) {
         pg_conn_t *c = &p->conns[i];
         c->pool = p;
-        c->kind = i == 0 ? CONN_WRITER : (i <= opts->readers ? CONN_READER : CONN_LISTEN);
+        /* writer, readers, the bulk writer, the LISTEN connection (always last) */
+        c->kind = i == 0                                 ? CONN_WRITER
+                  : i <= opts->readers                   ? CONN_READER
+                  : opts->bulk && i == opts->readers + 1 ? CONN_BULK
+                                                         : CONN_LISTEN;
         c->idx = c->kind == CONN_READER ? i - 1 : 0;
         c->state = ST_DOWN;
         uv_timer_init(loop, &c->timer);
@@ -1315,6 +1319,13 @@ opsc_pg_stmt_t *opsc_pg_stmt_register(opsc_pg_pool_t *pool, const char *name, co
 static int role_queue(opsc_pg_pool_t *pool, opsc_pg_role_t role) {
     if (role == OPSC_PG_READER && pool->nconns > 1 && pool->conns[1].kind == CONN_READER) {
         return CONN_READER;
+    }
+    if (role == OPSC_PG_BULK) {
+        for (int i = 1; i < pool->nconns; i++) {
+            if (pool->conns[i].kind == CONN_BULK) {
+                return CONN_BULK;
+            }
+        }
     }
     return CONN_WRITER;
 }

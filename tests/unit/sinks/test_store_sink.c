@@ -52,6 +52,7 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
 static opsc_pg_pool_t *pool_for(const char *conninfo) {
     opsc_pg_options_t o = {.conninfo = conninfo,
                            .readers = 1,
+                           .bulk = 1, /* as the server: batches ahead go side by side */
                            .queue_max = 1000,
                            .connect_timeout_ms = 5000,
                            .reconnect_min_ms = 20,
