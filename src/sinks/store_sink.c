@@ -2141,15 +2141,26 @@ static void start_batch(opsc_store_t *s, store_batch_t *b) {
 }
 
 /*
- * Whether `b` may be written while `before` is in flight: no alert in both,
- * and nothing in `b` pointing at an alert of `before` (correlated_to_id).
- * Then the rows they write are disjoint and their order does not change the
- * result. What the database still sees between them (an alert of `before`
- * leaving 'active' while `b` inserts one with its fingerprint, a lock, a
- * deadlock) ends in `b` waiting for `before` or failing, and a failed batch
- * ahead goes back to wait its turn (ahead_back): never a wrong row.
+ * Whether `b` may be written while `before` is in flight: new alerts only on
+ * both sides, no alert in both, nothing in `b` pointing at an alert of
+ * `before` (correlated_to_id). Then the two transactions touch disjoint rows
+ * and take no locks the other waits for. With status changes on either side
+ * they can: a resolve and a new alert with the same fingerprint meet in the
+ * partial unique index, and two such transactions were measured deadlocking
+ * (40P01, a second each) at 150,000 mixed traps/s. A batch ahead that fails
+ * anyway goes back to wait its turn (ahead_back): never a wrong row.
  */
 static int may_go_ahead(const store_batch_t *before, const store_batch_t *b) {
+    for (size_t i = 0; i < before->ne; i++) {
+        if (!before->e[i].create) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < b->ne; i++) {
+        if (!b->e[i].create) {
+            return 0;
+        }
+    }
     for (size_t i = 0; i < b->ne; i++) {
         const store_entry_t *e = &b->e[i];
         if (batch_find(before, &e->id) ||
