@@ -27,6 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/aes.h>
+#include <mbedtls/md.h>
+
 #define POOL_MAX 2097152u /* distinct datagrams: a 30 s new-alert run needs ~1M */
 #define BATCH 64u
 #define DGRAM_MAX 256u
@@ -170,9 +173,9 @@ static void vb_if(wbuf_t *list, uint32_t column, uint32_t ifindex, int64_t v) {
  * Returns the length, 0 when it does not fit.
  */
 /*
- * Who the traps come from: a v2c community, or (version 3) a USM user at
- * security level noAuthNoPriv on the sender's engine ID. Authenticated and
- * encrypted v3 traffic is tested with net-snmp's own snmptrap (test_traps).
+ * Who the traps come from: a v2c community, or (version 3) a USM user on the
+ * sender's engine ID: noAuthNoPriv, authNoPriv with HMAC-SHA-96 (RFC 3414),
+ * or authPriv with AES-128-CFB (RFC 3826), keys from passphrases.
  */
 typedef struct sender_s {
     const char *community; /* v2c */
@@ -180,7 +183,62 @@ typedef struct sender_s {
     const char *user;
     unsigned char engine[32];
     size_t engine_len;
+    const char *auth_pass; /* NULL: noAuth */
+    const char *priv_pass; /* NULL: noPriv */
+    unsigned char auth_key[20];
+    unsigned char priv_key[16];
 } sender_t;
+
+/* msgPrivacyParameters: a 64-bit counter, random start (RFC 3826: never reuse with a key). */
+static uint64_t usm_salt;
+
+/*
+ * RFC 3414 A.2.2: a passphrase becomes a key by hashing 1 MiB of it repeated
+ * (SHA-1), localized to the engine as SHA-1(Ku || engineID || Ku).
+ */
+static void usm_key(const char *pass, const unsigned char *engine, size_t engine_len,
+                    unsigned char out[20]) {
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+    mbedtls_md_context_t ctx;
+    mbedtls_md_init(&ctx);
+    mbedtls_md_setup(&ctx, md, 0);
+    mbedtls_md_starts(&ctx);
+    size_t plen = strlen(pass);
+    unsigned char chunk[64];
+    for (size_t done = 0, at = 0; done < 1048576; done += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk; i++) {
+            chunk[i] = (unsigned char)pass[at++ % plen];
+        }
+        mbedtls_md_update(&ctx, chunk, sizeof chunk);
+    }
+    unsigned char ku[20];
+    mbedtls_md_finish(&ctx, ku);
+    mbedtls_md_starts(&ctx);
+    mbedtls_md_update(&ctx, ku, sizeof ku);
+    mbedtls_md_update(&ctx, engine, engine_len);
+    mbedtls_md_update(&ctx, ku, sizeof ku);
+    mbedtls_md_finish(&ctx, out);
+    mbedtls_md_free(&ctx);
+}
+
+/* AES-128-CFB of a scoped PDU: key and IV as RFC 3826 (boots, time, salt). */
+static void usm_encrypt(const sender_t *from, uint32_t boots, uint32_t etime, uint64_t salt,
+                        const unsigned char *in, size_t len, unsigned char *out) {
+    unsigned char iv[16];
+    for (int i = 0; i < 4; i++) {
+        iv[i] = (unsigned char)(boots >> (24 - 8 * i));
+        iv[4 + i] = (unsigned char)(etime >> (24 - 8 * i));
+    }
+    for (int i = 0; i < 8; i++) {
+        iv[8 + i] = (unsigned char)(salt >> (56 - 8 * i));
+    }
+    mbedtls_aes_context aes;
+    mbedtls_aes_init(&aes);
+    mbedtls_aes_setkey_enc(&aes, from->priv_key, 128);
+    size_t off = 0;
+    mbedtls_aes_crypt_cfb128(&aes, MBEDTLS_AES_ENCRYPT, len, &off, iv, in, out);
+    mbedtls_aes_free(&aes);
+}
 
 static size_t encode_trap(unsigned char *out, size_t cap, const sender_t *from, int32_t reqid,
                           uint32_t uptime, bool clear, uint32_t ifindex,
@@ -218,19 +276,28 @@ static size_t encode_trap(unsigned char *out, size_t cap, const sender_t *from, 
         ber_tlv(&msg, 0x04, from->community, strlen(from->community));
         ber_wrap(&msg, 0xa7, &pdu);
     } else {
-        unsigned char gbuf[32], sbuf[128], spbuf[136], cbuf[DGRAM_MAX];
+        bool auth = from->auth_pass != NULL, priv = auth && from->priv_pass != NULL;
+        unsigned char flags = priv ? 0x03 : auth ? 0x01 : 0x00; /* not reportable */
+        unsigned char saltb[8];
+        uint64_t salt = usm_salt++;
+        for (int i = 0; i < 8; i++) {
+            saltb[i] = (unsigned char)(salt >> (56 - 8 * i));
+        }
+        static const unsigned char zeros[12];
+        unsigned char gbuf[32], sbuf[160], spbuf[168], cbuf[DGRAM_MAX], sqbuf[DGRAM_MAX];
+        unsigned char encbuf[DGRAM_MAX];
         wbuf_t global = {gbuf, 0, sizeof gbuf, false};
-        ber_int(&global, 0x02, reqid);   /* msgID */
-        ber_int(&global, 0x02, 65507);   /* msgMaxSize */
-        ber_tlv(&global, 0x04, "\0", 1); /* msgFlags: noAuthNoPriv, not reportable */
-        ber_int(&global, 0x02, 3);       /* msgSecurityModel: USM */
+        ber_int(&global, 0x02, reqid); /* msgID */
+        ber_int(&global, 0x02, 65507); /* msgMaxSize */
+        ber_tlv(&global, 0x04, &flags, 1);
+        ber_int(&global, 0x02, 3); /* msgSecurityModel: USM */
         wbuf_t sec = {sbuf, 0, sizeof sbuf, false};
         ber_tlv(&sec, 0x04, from->engine, from->engine_len);
         ber_int(&sec, 0x02, 1); /* engine boots */
         ber_int(&sec, 0x02, 0); /* engine time */
         ber_tlv(&sec, 0x04, from->user, strlen(from->user));
-        ber_tlv(&sec, 0x04, "", 0); /* no authentication parameters */
-        ber_tlv(&sec, 0x04, "", 0); /* no privacy parameters */
+        ber_tlv(&sec, 0x04, zeros, auth ? 12 : 0); /* HMAC-SHA-96, filled in below */
+        ber_tlv(&sec, 0x04, saltb, priv ? 8 : 0);  /* the AES salt */
         wbuf_t secseq = {spbuf, 0, sizeof spbuf, false};
         ber_wrap(&secseq, 0x30, &sec);
         wbuf_t scoped = {cbuf, 0, sizeof cbuf, false};
@@ -240,9 +307,41 @@ static size_t encode_trap(unsigned char *out, size_t cap, const sender_t *from, 
         ber_int(&msg, 0x02, 3); /* version: v3 */
         ber_wrap(&msg, 0x30, &global);
         ber_wrap(&msg, 0x04, &secseq);
-        ber_wrap(&msg, 0x30, &scoped);
+        if (priv) {
+            wbuf_t sq = {sqbuf, 0, sizeof sqbuf, false};
+            ber_wrap(&sq, 0x30, &scoped);
+            if (sq.overflow) {
+                return 0;
+            }
+            usm_encrypt(from, 1, 0, salt, sqbuf, sq.len, encbuf);
+            ber_tlv(&msg, 0x04, encbuf, sq.len); /* encryptedPDU */
+        } else {
+            ber_wrap(&msg, 0x30, &scoped);
+        }
         if (global.overflow || sec.overflow || secseq.overflow || scoped.overflow) {
             return 0;
+        }
+        if (auth) {
+            wbuf_t top = {out, 0, cap, false};
+            ber_wrap(&top, 0x30, &msg);
+            if (msg.overflow || top.overflow || list.overflow || pdu.overflow || val.overflow) {
+                return 0;
+            }
+            /* The placeholder is the first 04 0c 00*12 after the header and the engine ID. */
+            size_t at = top.len - msg.len + global.len + 2;
+            for (; at + 14 <= top.len; at++) {
+                if (out[at] == 0x04 && out[at + 1] == 12 && memcmp(out + at + 2, zeros, 12) == 0) {
+                    break;
+                }
+            }
+            if (at + 14 > top.len) {
+                return 0;
+            }
+            unsigned char mac[20];
+            mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA1), from->auth_key, 20, out,
+                            top.len, mac);
+            memcpy(out + at + 2, mac, 12);
+            return top.len;
         }
     }
 
@@ -480,6 +579,8 @@ static void usage(FILE *f) {
         "  --community NAME       v2c community (default public)\n"
         "  --user NAME            v3 user (default opsbench)\n"
         "  --engine-id HEX        v3: the sender's engine ID, 5-32 bytes (default 8000e2f00101)\n"
+        "  --auth-pass PASS       v3: authNoPriv with SHA (HMAC-SHA-96)\n"
+        "  --priv-pass PASS       v3: and authPriv with AES-128 (needs --auth-pass)\n"
         "  --seed N               random seed of the traffic mix (default 1)\n"
         "  --mutate               damage every datagram (truncations, flipped bytes, bad\n"
         "                         lengths, garbage): checks that bad input is only counted\n"
@@ -862,7 +963,10 @@ static int cmd_traps(const opts_t *o) {
     }
 
     if (o->from.v3) {
-        printf("opsbench traps: target %s, SNMPv3 noAuthNoPriv user \"%s\"\n", o->target,
+        printf("opsbench traps: target %s, SNMPv3 %s user \"%s\"\n", o->target,
+               o->from.priv_pass   ? "authPriv (SHA, AES-128)"
+               : o->from.auth_pass ? "authNoPriv (SHA)"
+                                   : "noAuthNoPriv",
                o->from.user);
     } else {
         printf("opsbench traps: target %s, SNMPv2c community \"%s\"\n", o->target,
@@ -1098,6 +1202,8 @@ int main(int argc, char **argv) {
         O_MUTATE,
         O_USER,
         O_ENGINE,
+        O_AUTH_PASS,
+        O_PRIV_PASS,
         O_HELP
     };
     static const struct option lo[] = {{"target", required_argument, NULL, O_TARGET},
@@ -1117,6 +1223,8 @@ int main(int argc, char **argv) {
                                        {"mutate", no_argument, NULL, O_MUTATE},
                                        {"user", required_argument, NULL, O_USER},
                                        {"engine-id", required_argument, NULL, O_ENGINE},
+                                       {"auth-pass", required_argument, NULL, O_AUTH_PASS},
+                                       {"priv-pass", required_argument, NULL, O_PRIV_PASS},
                                        {NULL, 0, NULL, 0}};
     int c;
     uint64_t u;
@@ -1169,6 +1277,14 @@ int main(int argc, char **argv) {
             ok = parse_hex(optarg, o.from.engine, sizeof(o.from.engine), &o.from.engine_len) &&
                  o.from.engine_len >= 5;
             break;
+        case O_AUTH_PASS:
+            o.from.auth_pass = optarg;
+            ok = strlen(optarg) >= 8; /* RFC 3414: at least 8 characters */
+            break;
+        case O_PRIV_PASS:
+            o.from.priv_pass = optarg;
+            ok = strlen(optarg) >= 8;
+            break;
         case O_DRY:
             o.dry_run = true;
             break;
@@ -1207,6 +1323,19 @@ int main(int argc, char **argv) {
         memcpy(o.from.engine, def, sizeof(def));
         o.from.engine_len = sizeof(def);
     }
+    if (o.from.priv_pass && !o.from.auth_pass) {
+        fprintf(stderr, "opsbench: --priv-pass needs --auth-pass (authPriv)\n");
+        return 2;
+    }
+    if (o.from.v3 && o.from.auth_pass) {
+        unsigned char k[20];
+        usm_key(o.from.auth_pass, o.from.engine, o.from.engine_len, o.from.auth_key);
+        if (o.from.priv_pass) {
+            usm_key(o.from.priv_pass, o.from.engine, o.from.engine_len, k);
+            memcpy(o.from.priv_key, k, sizeof o.from.priv_key);
+        }
+    }
     rng_state ^= o.seed * 0x9e3779b97f4a7c15ULL + 1;
+    usm_salt = rng();
     return cmd_traps(&o);
 }

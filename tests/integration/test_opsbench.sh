@@ -17,6 +17,12 @@ ext_server_config "  communities: public
     - name: bench
       auth_protocol: none
       priv_protocol: none
+      engine_id: 8000e2f00101
+    - name: benchpriv
+      auth_protocol: SHA
+      auth_passphrase: bench-auth-pass
+      priv_protocol: AES
+      priv_passphrase: bench-priv-pass
       engine_id: 8000e2f00101"
 start_server
 
@@ -50,3 +56,23 @@ grep -q '^result: LOSSLESS$' "$TMP/report3.txt" || { cat "$TMP/report3.txt"; fai
 v3_after=$(metric 'opsc_trap_decoded_total{version="v3"}')
 ((v3_after - v3_before == 5000)) || fail "v3 decoded: $((v3_after - v3_before)), expected 5000"
 ok "opsbench --version 3: 5000 noAuthNoPriv traps, all decoded as v3"
+
+# authPriv (HMAC-SHA-96, AES-128-CFB) from opsbench's encoder: net-snmp authenticates and
+# decrypts every one; with a wrong passphrase none is decoded and all are counted as dropped.
+timeout 60 "$OPSBENCH" traps --target "127.0.0.1:$TRAP_PORT" --metrics "$BASE/metrics" --version 3 \
+    --user benchpriv --auth-pass bench-auth-pass --priv-pass bench-priv-pass \
+    --engine-id 0x8000e2f00101 --count 3000 --devices 5 --interfaces 2 --rate 5000 \
+    --duration 10 >"$TMP/report3p.txt" || { cat "$TMP/report3p.txt"; fail "opsbench authPriv exit status"; }
+grep -q '^result: LOSSLESS$' "$TMP/report3p.txt" || { cat "$TMP/report3p.txt"; fail "authPriv run not lossless"; }
+v3p=$(metric 'opsc_trap_decoded_total{version="v3"}')
+((v3p - v3_after == 3000)) || fail "authPriv decoded: $((v3p - v3_after)), expected 3000"
+dropped() { curl -s "$BASE/metrics" | awk '$1 ~ /^opsc_trap_dropped_total/ {s += $2} END {print s + 0}'; }
+dropped_before=$(dropped)
+timeout 60 "$OPSBENCH" traps --target "127.0.0.1:$TRAP_PORT" --version 3 --user benchpriv \
+    --auth-pass wrong-auth-pass --priv-pass bench-priv-pass --engine-id 0x8000e2f00101 \
+    --count 200 --devices 5 --interfaces 2 --rate 2000 --duration 5 >/dev/null || fail "opsbench wrong pass"
+deadline=$((SECONDS + 10))
+while ((SECONDS < deadline && $(dropped) < dropped_before + 200)); do sleep 0.2; done
+(($(dropped) >= dropped_before + 200)) || fail "wrong passphrase: $(($(dropped) - dropped_before)) dropped, expected 200"
+(($(metric 'opsc_trap_decoded_total{version="v3"}') == v3p)) || fail "traps with a wrong passphrase decoded"
+ok "opsbench --version 3 authPriv: 3000 decoded; a wrong passphrase: none"
