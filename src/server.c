@@ -40,6 +40,7 @@
 #include "opsc/snmp_decode.h"
 #include "opsc/spool.h"
 #include "opsc/store_sink.h"
+#include "opsc/tokens.h"
 #include "opsc/udp_listen.h"
 #include "opsc/version.h"
 
@@ -67,6 +68,7 @@ struct opsc_server_s {
     opsc_loopstat_t *loopstat;
     opsc_ops_server_t *http;
     opsc_auth_t *auth;
+    opsc_tokens_t *tokens; /* API tokens: created with the pool, loaded once migrated */
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
     uv_timer_t storm_tick;        /* lets the pipeline resolve quiet trap storms */
@@ -880,6 +882,9 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
             opsc_pg_listen(srv->pool, "opsc_refdata", on_refdata_notify, srv) == 0) {
             srv->listening = 1;
         }
+        if (srv->tokens) {
+            opsc_tokens_start(srv->tokens);
+        }
         if (!srv->pipeline_loaded) {
             load_refdata(srv);
         }
@@ -937,6 +942,14 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
         return rc;
     }
     opsc_pg_pool_set_state_cb(srv->pool, on_writer_state, srv);
+    if (!srv->tokens) {
+        if ((rc = opsc_tokens_create(srv->loop, srv->pool, &srv->tokens)) != 0 ||
+            (rc = opsc_tokens_add_routes(srv->tokens, srv->http)) != 0) {
+            return rc;
+        }
+        opsc_auth_set_tokens(srv->auth, srv->tokens);
+        opsc_metrics_register(srv->metrics, opsc_tokens_metrics, srv->tokens);
+    }
     return opsc_pg_pool_start(srv->pool);
 }
 
@@ -1537,6 +1550,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_metrics_destroy(srv->metrics);
     opsc_rate_limit_destroy(srv->ratelimit);
     opsc_auth_destroy(srv->auth);
+    opsc_tokens_destroy(srv->tokens);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);
     opsc_free(srv);

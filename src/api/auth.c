@@ -7,13 +7,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include "opsc/alert.h"
 #include "opsc/buf.h"
 #include "opsc/error.h"
+#include "opsc/tokens.h"
 
 struct opsc_auth_s {
     char *admin_token; /* NULL: none */
     size_t admin_len;
+    opsc_tokens_t *tokens;
 };
+
+void opsc_auth_set_tokens(opsc_auth_t *a, opsc_tokens_t *tokens) {
+    a->tokens = tokens;
+}
 
 int opsc_auth_create(const char *admin_token, opsc_auth_t **out) {
     opsc_auth_t *a = opsc_calloc(1, sizeof(*a));
@@ -81,8 +88,11 @@ int opsc_auth_http(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
     opsc_auth_t *a = arg;
     size_t len = 0;
     const char *tok = opsc_auth_bearer(opsc_http_req_header(req, "Authorization"), &len);
-    if (!tok || !a->admin_token || !opsc_auth_equal(tok, len, a->admin_token, a->admin_len)) {
+    if (!tok) {
         return 401;
+    }
+    if (!a->admin_token || !opsc_auth_equal(tok, len, a->admin_token, a->admin_len)) {
+        return opsc_tokens_check(a->tokens, tok, len, opsc_now_us(), out);
     }
     out->role = OPSC_ROLE_ADMIN;
     strcpy(out->kind, "bootstrap");
