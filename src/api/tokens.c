@@ -328,8 +328,9 @@ static void on_created(int err, const opsc_pg_res_t *res, void *arg) {
                             "expires_at");
         } else {
             const char *exp = opsc_pg_res_value(res, 0, 3);
-            tok_fill(&x->tok, opsc_pg_res_value(res, 0, 0), x->tok.name, x->tok.role,
-                     exp ? strtoll(exp, NULL, 10) : 0);
+            /* id and expiry from the row; name and role were filled from the request */
+            snprintf(x->tok.id, sizeof(x->tok.id), "%s", opsc_pg_res_value(res, 0, 0));
+            x->tok.expires_us = exp ? strtoll(exp, NULL, 10) : 0;
             set_add(x->t, &x->tok);
             x->t->n_created++;
             json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "id", x->tok.id, "name", x->tok.name,
