@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "opsc/audit.h"
 #include "opsc/auth.h"
 #include "opsc/buf.h"
 #include "opsc/config.h"
@@ -69,6 +70,8 @@ struct opsc_server_s {
     opsc_ops_server_t *http;
     opsc_auth_t *auth;
     opsc_tokens_t *tokens; /* API tokens: created with the pool, loaded once migrated */
+    opsc_audit_t *audit;   /* audit_log writer for mutating API requests */
+    int audit_closed;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
     uv_timer_t storm_tick;        /* lets the pipeline resolve quiet trap storms */
@@ -949,6 +952,11 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
         }
         opsc_auth_set_tokens(srv->auth, srv->tokens);
         opsc_metrics_register(srv->metrics, opsc_tokens_metrics, srv->tokens);
+        if ((rc = opsc_audit_create(srv->loop, srv->pool, &srv->audit)) != 0) {
+            return rc;
+        }
+        opsc_ops_server_set_audit(srv->http, opsc_audit_http, srv->audit);
+        opsc_metrics_register(srv->metrics, opsc_audit_metrics, srv->audit);
     }
     return opsc_pg_pool_start(srv->pool);
 }
@@ -1146,6 +1154,10 @@ static void shutdown_step(opsc_server_t *srv) {
             uv_timer_start(&srv->drain_timer, on_drain_tick, 10, 10);
         }
         return;
+    }
+    if (srv->audit && !srv->audit_closed) {
+        srv->audit_closed = 1; /* no request comes any more: its last rows go before the pool */
+        opsc_audit_close(srv->audit);
     }
     if (srv->pipeline) {
         /* Everything received is decided and handed to the store first. */
@@ -1551,6 +1563,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_rate_limit_destroy(srv->ratelimit);
     opsc_auth_destroy(srv->auth);
     opsc_tokens_destroy(srv->tokens);
+    opsc_audit_free(srv->audit);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);
     opsc_free(srv);

@@ -105,6 +105,14 @@ typedef struct opsc_http_route_s {
     unsigned roles;
 } opsc_http_route_t;
 
+/**
+ * The audit hook: called once per answered request to a route with roles
+ * whose method changes something (POST, PUT, PATCH, DELETE), after its
+ * status is known; `who` is NULL when authentication failed. Must not block.
+ */
+typedef void (*opsc_http_audit_fn)(void *arg, const opsc_principal_t *who, const char *method,
+                                   const char *path, int status, const char *peer);
+
 /** The request's method (OPSC_HTTP_*), path (no query, not decoded) and raw query ("" if none). */
 int opsc_http_req_method(const opsc_http_req_t *req);
 const char *opsc_http_req_path(const opsc_http_req_t *req);

@@ -87,6 +87,8 @@ int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts
  */
 /** Install the authenticator for routes with roles (none: such routes answer 401). */
 void opsc_ops_server_set_authenticator(opsc_ops_server_t *srv, opsc_http_auth_fn fn, void *arg);
+/** Install the audit hook (opsc_http_audit_fn) for mutating requests to routes with roles. */
+void opsc_ops_server_set_audit(opsc_ops_server_t *srv, opsc_http_audit_fn fn, void *arg);
 int opsc_ops_server_add_routes(opsc_ops_server_t *srv, const opsc_http_route_t *routes, size_t n,
                                void *arg);
 /**

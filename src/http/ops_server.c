@@ -708,6 +708,12 @@ void opsc__http_respond(opsc__http_conn_t *c, int status, const char *ctype, con
         return;
     }
     srv->requests[status_index(status)]++;
+    if (srv->audit_fn && req->headers_done && req->route && req->route->roles != 0 &&
+        (req->method == HTTP_POST || req->method == HTTP_PUT || req->method == HTTP_PATCH ||
+         req->method == HTTP_DELETE)) {
+        srv->audit_fn(srv->audit_arg, req->authenticated ? &req->principal : NULL,
+                      llhttp_method_name((llhttp_method_t)req->method), req->path, status, c->peer);
+    }
     opsc_log_debug(LOG_COMP, "%s %s -> %d",
                    req->headers_done ? llhttp_method_name((llhttp_method_t)req->method) : "-",
                    req->headers_done ? req->path : "-", status);
@@ -798,6 +804,11 @@ void opsc_http_respond_json(opsc_http_conn_t *c, int status, json_t *j) {
     respond_json(c, status, j);
 }
 
+void opsc_ops_server_set_audit(opsc_ops_server_t *srv, opsc_http_audit_fn fn, void *arg) {
+    srv->audit_fn = fn;
+    srv->audit_arg = arg;
+}
+
 void opsc_ops_server_set_authenticator(opsc_ops_server_t *srv, opsc_http_auth_fn fn, void *arg) {
     srv->auth_fn = fn;
     srv->auth_arg = arg;
@@ -821,15 +832,15 @@ int opsc_http_authenticate(opsc_http_conn_t *c, opsc_http_req_t *req, unsigned r
                            "WWW-Authenticate: Bearer realm=\"opsconductor\"\r\n");
         return 401;
     }
+    if (out != &req->principal) {
+        req->principal = *out;
+    }
+    req->authenticated = 1; /* known even when refused: the audit names who was refused */
     if (out->role <= OPSC_ROLE_NONE || out->role > OPSC_ROLE_ADMIN ||
         (roles & OPSC_ROLE_BIT(out->role)) == 0) {
         opsc_http_error(c, 403, "forbidden", "this role may not do that", NULL);
         return 403;
     }
-    if (out != &req->principal) {
-        req->principal = *out;
-    }
-    req->authenticated = 1;
     return 0;
 }
 

@@ -157,8 +157,9 @@ typedef struct opsc__http_listener_s {
 #define OPSC__HTTP_CODES(X)                                                                        \
     X(200)                                                                                         \
     X(201)                                                                                         \
-    X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(409) X(413) X(414) X(415) X(417)     \
-        X(422) X(429) X(431) X(500) X(503)
+    X(202)                                                                                         \
+    X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(409) X(413) X(414) X(415) X(417) X(422)     \
+        X(429) X(431) X(500) X(503)
 #define OPSC__HTTP_NCODES 21 /* the list above plus "other" */
 
 struct opsc_ops_server_s {
@@ -177,6 +178,8 @@ struct opsc_ops_server_s {
     int closing;
     opsc_http_auth_fn auth_fn;
     void *auth_arg;
+    opsc_http_audit_fn audit_fn;
+    void *audit_arg;
     void (*done)(void *arg);
     void *done_arg;
     int rendering;     /* inside opts.metrics during /metrics */

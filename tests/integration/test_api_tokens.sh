@@ -93,5 +93,18 @@ done
 expect 401 "$got" "revoked in the database by someone else"
 ok "a revocation made elsewhere (NOTIFY) is refused within moments"
 
+# Audit: every mutating request, allowed or not, with who, what, which resource, from where.
+expect 401 "$(curl_j POST /api/v1/tokens "" '{"name": "anon", "role": "admin"}')" "anonymous create"
+wait_q "SELECT count(*) FROM audit_log WHERE action = 'POST /api/v1/tokens' AND actor IS NULL AND result = 'denied'" 1 10 ||
+    fail "no audit row for the anonymous attempt: $(q "SELECT actor, action, result FROM audit_log")"
+[[ $(q "SELECT count(*) FROM audit_log WHERE action = 'POST /api/v1/tokens' AND actor = 'admin-token' AND actor_type = 'token' AND resource_type = 'tokens' AND result = 'success' AND ip_address = '127.0.0.1' AND details->>'status' = '201'") -ge 2 ]] ||
+    fail "audit rows for creates: $(q "SELECT actor, actor_type, action, resource_type, result, ip_address, details FROM audit_log")"
+[[ $(q "SELECT count(*) FROM audit_log WHERE action = 'POST /api/v1/tokens' AND actor = 'token:noc-viewer' AND result = 'denied'") == 1 ]] ||
+    fail "no denied audit row for the viewer"
+[[ $(q "SELECT result || ' ' || actor FROM audit_log WHERE action = 'DELETE /api/v1/tokens/$VID' AND resource_id = '$VID' ORDER BY id LIMIT 1") == "success token:second-admin" ]] ||
+    fail "audit row for the revoke: $(q "SELECT actor, action, resource_id, result FROM audit_log WHERE resource_id = '$VID'")"
+[[ $(q "SELECT count(*) FROM audit_log WHERE action LIKE 'GET%'") == 0 ]] || fail "reads audited"
+ok "audit_log: creates, revokes, denied and anonymous attempts, with actor, resource, address, result"
+
 stop_server
 ok "stopped cleanly"
