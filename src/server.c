@@ -42,6 +42,7 @@
 #include "opsc/spool.h"
 #include "opsc/store_sink.h"
 #include "opsc/tokens.h"
+#include "opsc/users.h"
 #include "opsc/udp_listen.h"
 #include "opsc/version.h"
 
@@ -71,6 +72,7 @@ struct opsc_server_s {
     opsc_auth_t *auth;
     opsc_tokens_t *tokens; /* API tokens: created with the pool, loaded once migrated */
     opsc_audit_t *audit;   /* audit_log writer for mutating API requests */
+    opsc_users_t *users;   /* users, login sessions: created with the pool, loaded once migrated */
     int audit_closed;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
@@ -887,6 +889,7 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
         }
         if (srv->tokens) {
             opsc_tokens_start(srv->tokens);
+            opsc_users_start(srv->users);
         }
         if (!srv->pipeline_loaded) {
             load_refdata(srv);
@@ -928,6 +931,26 @@ static void on_writer_state(opsc_pg_pool_t *pool, int up, void *arg) {
     }
 }
 
+/* Users and sessions (issue 4 item 3): routes, the authenticator's second source, audit. */
+static int users_setup(opsc_server_t *srv) {
+    const char *admin_token = getenv("OPSC_ADMIN_TOKEN");
+    opsc_users_options_t uo = {
+        .pbkdf2_iterations = (unsigned)srv->cfg.auth.pbkdf2_iterations,
+        .session_ttl_ms = srv->cfg.auth.session_ttl_ms,
+        .login_max_failures = (unsigned)srv->cfg.auth.login_max_failures,
+        .login_lockout_ms = srv->cfg.auth.login_lockout_ms,
+        .bootstrap_admin = !(admin_token && *admin_token),
+    };
+    int rc = opsc_users_create(srv->loop, srv->pool, &uo, &srv->users);
+    if (rc != 0 || (rc = opsc_users_add_routes(srv->users, srv->http)) != 0) {
+        return rc;
+    }
+    opsc_auth_set_users(srv->auth, srv->users);
+    opsc_users_set_audit(srv->users, opsc_audit_http, srv->audit);
+    opsc_metrics_register(srv->metrics, opsc_users_metrics, srv->users);
+    return 0;
+}
+
 static int pool_start(opsc_server_t *srv, const char *conninfo) {
     opsc_pg_options_t o = {
         .conninfo = conninfo,
@@ -957,6 +980,9 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
         }
         opsc_ops_server_set_audit(srv->http, opsc_audit_http, srv->audit);
         opsc_metrics_register(srv->metrics, opsc_audit_metrics, srv->audit);
+        if ((rc = users_setup(srv)) != 0) {
+            return rc;
+        }
     }
     return opsc_pg_pool_start(srv->pool);
 }
@@ -1563,6 +1589,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_rate_limit_destroy(srv->ratelimit);
     opsc_auth_destroy(srv->auth);
     opsc_tokens_destroy(srv->tokens);
+    opsc_users_destroy(srv->users);
     opsc_audit_free(srv->audit);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);

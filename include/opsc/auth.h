@@ -6,16 +6,21 @@
 /*
  * Authentication of API requests (issue 4): "Authorization: Bearer <token>"
  * with the bootstrap admin token from OPSC_ADMIN_TOKEN or an API token
- * (opsc/tokens.h). Users, sessions and login rate limits build on it.
+ * (opsc/tokens.h); without an Authorization header, the console's session
+ * cookie (opsc/users.h). All checked in memory, never waiting for the
+ * database; a bearer header that fails is not retried as a cookie.
  */
 typedef struct opsc_auth_s opsc_auth_t;
 struct opsc_tokens_s;
+struct opsc_users_s;
 
 /** admin_token may be NULL or "" (no bootstrap token). 0 or OPSC_ENOMEM. */
 int opsc_auth_create(const char *admin_token, opsc_auth_t **out);
 void opsc_auth_destroy(opsc_auth_t *a);
 /** Also accept the API tokens of `tokens` (opsc/tokens.h). */
 void opsc_auth_set_tokens(opsc_auth_t *a, struct opsc_tokens_s *tokens);
+/** Also accept the login sessions of `users` (opsc/users.h). */
+void opsc_auth_set_users(opsc_auth_t *a, struct opsc_users_s *users);
 /** The server's authenticator (opsc_http_auth_fn); arg is the opsc_auth_t. */
 int opsc_auth_http(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
                    opsc_principal_t *out);

@@ -122,6 +122,13 @@ typedef struct opsc_config_s {
     } http;
 
     struct {
+        int64_t pbkdf2_iterations;
+        int64_t session_ttl_ms; /* absolute, from login */
+        int64_t login_max_failures; /* per user name; 4x per client address */
+        int64_t login_lockout_ms;
+    } auth;
+
+    struct {
         opsc_listen_list_t listen;
         opsc_strlist_t communities;   /* empty: any community */
         opsc_engine_id_t engine_id;   /* len 0: generated, kept in the data dir */

@@ -11,12 +11,18 @@
 #include "opsc/buf.h"
 #include "opsc/error.h"
 #include "opsc/tokens.h"
+#include "opsc/users.h"
 
 struct opsc_auth_s {
     char *admin_token; /* NULL: none */
     size_t admin_len;
     opsc_tokens_t *tokens;
+    opsc_users_t *users;
 };
+
+void opsc_auth_set_users(opsc_auth_t *a, opsc_users_t *users) {
+    a->users = users;
+}
 
 void opsc_auth_set_tokens(opsc_auth_t *a, opsc_tokens_t *tokens) {
     a->tokens = tokens;
@@ -87,9 +93,13 @@ int opsc_auth_http(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
     (void)c;
     opsc_auth_t *a = arg;
     size_t len = 0;
-    const char *tok = opsc_auth_bearer(opsc_http_req_header(req, "Authorization"), &len);
+    const char *authz = opsc_http_req_header(req, "Authorization");
+    const char *tok = opsc_auth_bearer(authz, &len);
     if (!tok) {
-        return 401;
+        /* A console request: its session cookie, unless it sent other credentials. */
+        return authz ? 401
+                     : opsc_users_check_session(a->users, opsc_http_req_header(req, "Cookie"),
+                                                opsc_now_us(), out);
     }
     if (!a->admin_token || !opsc_auth_equal(tok, len, a->admin_token, a->admin_len)) {
         return opsc_tokens_check(a->tokens, tok, len, opsc_now_us(), out);

@@ -149,7 +149,7 @@ static void set_add(opsc_tokens_t *t, const tok_t *k) {
 static void set_remove(opsc_tokens_t *t, const unsigned char hash[32]) {
     tok_t key;
     memcpy(key.hash, hash, 32);
-    tok_t *k = bsearch(&key, t->toks, t->n, sizeof(*t->toks), cmp_tok);
+    tok_t *k = t->n ? bsearch(&key, t->toks, t->n, sizeof(*t->toks), cmp_tok) : NULL;
     if (k) {
         size_t i = (size_t)(k - t->toks);
         memmove(k, k + 1, (t->n - i - 1) * sizeof(*k));
@@ -222,7 +222,7 @@ int opsc_tokens_check(opsc_tokens_t *t, const char *token, size_t len, int64_t n
     tok_t key;
     mbedtls_sha256_ret((const unsigned char *)token, len, key.hash, 0);
     /* Looked up by its hash: a timing difference tells nothing about a valid token. */
-    const tok_t *k = bsearch(&key, t->toks, t->n, sizeof(*t->toks), cmp_tok);
+    const tok_t *k = t->n ? bsearch(&key, t->toks, t->n, sizeof(*t->toks), cmp_tok) : NULL;
     if (!k || k->role == OPSC_ROLE_NONE || (k->expires_us != 0 && k->expires_us <= now_us)) {
         return 401;
     }

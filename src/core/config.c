@@ -98,6 +98,23 @@ const opsc_config_key_t opsc_config_keys[] = {
     OPSC__KEY("http.tls.handshake_timeout", OPSC_CFG_DURATION, http.tls.handshake_timeout_ms,
               "10s", 100, 10 * OPSC__MS_M, 0, 0,
               "A TLS client that has not completed its handshake within this time is closed."),
+    OPSC__KEY("auth.pbkdf2_iterations", OPSC_CFG_INT, auth.pbkdf2_iterations, "600000", 1000,
+              100000000, 0, 0,
+              "PBKDF2-HMAC-SHA-256 iterations for new password hashes (OWASP's 2023 figure is "
+              "600,000); stored hashes keep their own count and are re-hashed at the next login."),
+    OPSC__KEY("auth.session_ttl", OPSC_CFG_DURATION, auth.session_ttl_ms, "12h", OPSC__MS_M,
+              30 * OPSC__MS_D, 0, 0,
+              "Lifetime of a console login session, counted from the login (absolute: use "
+              "does not extend it)."),
+    OPSC__KEY("auth.login_max_failures", OPSC_CFG_INT, auth.login_max_failures, "5", 1, 1000, 0,
+              0,
+              "Failed logins per user name within auth.login_lockout after which its logins are "
+              "answered 429 (with Retry-After) for that long; a client address may fail 4 times "
+              "as often."),
+    OPSC__KEY("auth.login_lockout", OPSC_CFG_DURATION, auth.login_lockout_ms, "15m", OPSC__MS_S,
+              OPSC__MS_D, 0, 0,
+              "Window over which failed logins are counted, and how long a limited user name or "
+              "address is refused."),
     OPSC__KEY("snmp.listen", OPSC_CFG_LISTEN_UDP, snmp.listen, "udp:0.0.0.0:162,udp6:[::]:162",
               0, 0, 0, 0,
               "UDP addresses that receive SNMP traps and informs: comma-separated "
