@@ -10,6 +10,8 @@
  */
 #include "opsc/tokens.h"
 
+#include "opsc/api_util.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -83,52 +85,6 @@ static int cmp_tok(const void *a, const void *b) {
     return memcmp(((const tok_t *)a)->hash, ((const tok_t *)b)->hash, 32);
 }
 
-static int hex_to_hash(const char *hex, unsigned char out[32]) {
-    if (!hex || strlen(hex) != 64) {
-        return -1;
-    }
-    for (int i = 0; i < 32; i++) {
-        unsigned v = 0;
-        for (int j = 0; j < 2; j++) {
-            char c = hex[2 * i + j];
-            v <<= 4;
-            if (c >= '0' && c <= '9') {
-                v |= (unsigned)(c - '0');
-            } else if (c >= 'a' && c <= 'f') {
-                v |= (unsigned)(c - 'a' + 10);
-            } else {
-                return -1;
-            }
-        }
-        out[i] = (unsigned char)v;
-    }
-    return 0;
-}
-
-static opsc_role_t role_parse(const char *s) {
-    if (!s) {
-        return OPSC_ROLE_NONE;
-    }
-    if (strcmp(s, "viewer") == 0) {
-        return OPSC_ROLE_VIEWER;
-    }
-    if (strcmp(s, "operator") == 0) {
-        return OPSC_ROLE_OPERATOR;
-    }
-    if (strcmp(s, "admin") == 0) {
-        return OPSC_ROLE_ADMIN;
-    }
-    if (strcmp(s, "ingest") == 0) {
-        return OPSC_ROLE_INGEST;
-    }
-    return OPSC_ROLE_NONE;
-}
-
-static const char *role_name(opsc_role_t r) {
-    static const char *const names[] = {"none", "ingest", "viewer", "operator", "admin"};
-    return r >= OPSC_ROLE_NONE && r <= OPSC_ROLE_ADMIN ? names[r] : "none";
-}
-
 static void tok_fill(tok_t *k, const char *id, const char *name, opsc_role_t role, int64_t exp) {
     snprintf(k->id, sizeof(k->id), "%s", id ? id : "");
     snprintf(k->name, sizeof(k->name), "%s", name ? name : "");
@@ -176,12 +132,12 @@ static void on_loaded(int err, const opsc_pg_res_t *res, void *arg) {
             size_t n = 0;
             for (int r = 0; r < rows; r++) {
                 tok_t *k = &v[n];
-                if (hex_to_hash(opsc_pg_res_value(res, r, 0), k->hash) != 0) {
+                if (opsc_api_hex_to_hash(opsc_pg_res_value(res, r, 0), k->hash) != 0) {
                     continue;
                 }
                 const char *exp = opsc_pg_res_value(res, r, 4);
                 tok_fill(k, opsc_pg_res_value(res, r, 1), opsc_pg_res_value(res, r, 2),
-                         role_parse(opsc_pg_res_value(res, r, 3)),
+                         opsc_api_role_parse(opsc_pg_res_value(res, r, 3)),
                          exp ? strtoll(exp, NULL, 10) : 0);
                 n++;
             }
@@ -301,20 +257,6 @@ static void call_end(call_t *x) {
     opsc_free(x);
 }
 
-static void db_error(opsc_http_conn_t *c, int err, const opsc_pg_res_t *res) {
-    if (err == OPSC_EDB_QUERY) {
-        opsc_log_err(LOG, "API tokens: SQLSTATE %s: %s", opsc_pg_res_sqlstate(res),
-                     opsc_pg_res_message(res));
-        opsc_http_error(c, 500, "internal", "the database refused the request", NULL);
-    } else {
-        opsc_http_error_retry(c, 503, "unavailable", "the database is not reachable", 5);
-    }
-}
-
-static json_t *str_or_null(const char *s) {
-    return s ? json_string(s) : json_null();
-}
-
 static void on_created(int err, const opsc_pg_res_t *res, void *arg) {
     call_t *x = arg;
     if (!opsc_http_conn_gone(x->c)) {
@@ -322,7 +264,7 @@ static void on_created(int err, const opsc_pg_res_t *res, void *arg) {
             opsc_http_error(x->c, 422, "validation", "expires_at is not a valid timestamp",
                             "expires_at");
         } else if (err != 0) {
-            db_error(x->c, err, res);
+            opsc_api_db_error(x->c, "API tokens", err, res);
         } else if (opsc_pg_res_ntuples(res) != 1) {
             opsc_http_error(x->c, 422, "validation", "expires_at must be in the future",
                             "expires_at");
@@ -333,10 +275,10 @@ static void on_created(int err, const opsc_pg_res_t *res, void *arg) {
             x->tok.expires_us = exp ? strtoll(exp, NULL, 10) : 0;
             set_add(x->t, &x->tok);
             x->t->n_created++;
-            json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "id", x->tok.id, "name", x->tok.name,
-                                  "role", role_name(x->tok.role), "created_at",
-                                  opsc_pg_res_value(res, 0, 1), "expires_at",
-                                  str_or_null(opsc_pg_res_value(res, 0, 2)), "token", x->token);
+            json_t *j = json_pack(
+                "{s:s,s:s,s:s,s:s,s:o,s:s}", "id", x->tok.id, "name", x->tok.name, "role",
+                opsc_api_role_name(x->tok.role), "created_at", opsc_pg_res_value(res, 0, 1),
+                "expires_at", opsc_api_json_str(opsc_pg_res_value(res, 0, 2)), "token", x->token);
             opsc_http_respond_json(x->c, 201, j);
         }
     }
@@ -360,7 +302,7 @@ static void handle_create(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) 
     if (!name || !*name || strlen(name) > 100) {
         opsc_http_error(c, 422, "validation", "name: a string of 1-100 characters is required",
                         "name");
-    } else if (role_parse(role) == OPSC_ROLE_NONE) {
+    } else if (opsc_api_role_parse(role) == OPSC_ROLE_NONE) {
         opsc_http_error(c, 422, "validation", "role must be one of viewer, operator, admin, ingest",
                         "role");
     } else if (exp && !json_is_null(exp) && !json_is_string(exp)) {
@@ -378,10 +320,10 @@ static void handle_create(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) 
             return;
         }
         opsc_tokens_hash_hex(x->token, strlen(x->token), hash);
-        hex_to_hash(hash, x->tok.hash);
+        opsc_api_hex_to_hash(hash, x->tok.hash);
         memcpy(prefix, x->token, PREFIX_SHOWN);
         prefix[PREFIX_SHOWN] = '\0';
-        tok_fill(&x->tok, "", name, role_parse(role), 0);
+        tok_fill(&x->tok, "", name, opsc_api_role_parse(role), 0);
         const opsc_principal_t *who = opsc_http_req_principal(req);
         const char *params[6] = {
             name, hash, prefix, role, who ? who->name : NULL, json_string_value(exp)};
@@ -397,7 +339,7 @@ static void on_listed(int err, const opsc_pg_res_t *res, void *arg) {
     call_t *x = arg;
     if (!opsc_http_conn_gone(x->c)) {
         if (err != 0) {
-            db_error(x->c, err, res);
+            opsc_api_db_error(x->c, "API tokens", err, res);
         } else {
             json_t *items = json_array();
             static const char *const cols[] = {"id",         "name",         "token_prefix",
@@ -406,7 +348,8 @@ static void on_listed(int err, const opsc_pg_res_t *res, void *arg) {
             for (int r = 0; items && r < opsc_pg_res_ntuples(res); r++) {
                 json_t *o = json_object();
                 for (int k = 0; o && k < 9; k++) {
-                    json_object_set_new(o, cols[k], str_or_null(opsc_pg_res_value(res, r, k)));
+                    json_object_set_new(o, cols[k],
+                                        opsc_api_json_str(opsc_pg_res_value(res, r, k)));
                 }
                 json_array_append_new(items, o);
             }
@@ -420,7 +363,7 @@ static void on_revoked(int err, const opsc_pg_res_t *res, void *arg) {
     call_t *x = arg;
     if (err == 0 && opsc_pg_res_ntuples(res) == 1) {
         unsigned char h[32];
-        if (hex_to_hash(opsc_pg_res_value(res, 0, 0), h) == 0) {
+        if (opsc_api_hex_to_hash(opsc_pg_res_value(res, 0, 0), h) == 0) {
             set_remove(x->t, h);
         }
         x->t->n_revoked++;
@@ -429,7 +372,7 @@ static void on_revoked(int err, const opsc_pg_res_t *res, void *arg) {
         if (err == OPSC_EDB_QUERY && strncmp(opsc_pg_res_sqlstate(res), "22", 2) == 0) {
             opsc_http_error(x->c, 404, "not_found", "no such token", NULL);
         } else if (err != 0) {
-            db_error(x->c, err, res);
+            opsc_api_db_error(x->c, "API tokens", err, res);
         } else if (opsc_pg_res_ntuples(res) != 1) {
             opsc_http_error(x->c, 404, "not_found", "no such token (or already revoked)", NULL);
         } else {

@@ -9,6 +9,8 @@
  */
 #include "opsc/users.h"
 
+#include "opsc/api_util.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -133,36 +135,6 @@ static const char sql_logout[] =
 
 /* ---- roles, hex, lookups ------------------------------------------------------------- */
 
-static opsc_role_t role_parse(const char *s) {
-    static const char *const names[] = {"none", "ingest", "viewer", "operator", "admin"};
-    for (int r = OPSC_ROLE_INGEST; s && r <= OPSC_ROLE_ADMIN; r++) {
-        if (strcmp(s, names[r]) == 0) {
-            return (opsc_role_t)r;
-        }
-    }
-    return OPSC_ROLE_NONE;
-}
-
-static const char *role_name(opsc_role_t r) {
-    static const char *const names[] = {"none", "ingest", "viewer", "operator", "admin"};
-    return r >= OPSC_ROLE_NONE && r <= OPSC_ROLE_ADMIN ? names[r] : "none";
-}
-
-static int hex_to_hash(const char *hex, unsigned char out[32]) {
-    if (!hex || strlen(hex) != 64) {
-        return -1;
-    }
-    for (int i = 0; i < 64; i++) {
-        char c = hex[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0) {
-            return -1;
-        }
-        out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] | v : v << 4);
-    }
-    return 0;
-}
-
 static void lower_copy(char *dst, size_t cap, const char *src) {
     size_t i = 0;
     for (; src[i] && i + 1 < cap; i++) {
@@ -205,7 +177,7 @@ static void user_from_row(user_t *x, const opsc_pg_res_t *res, int r) {
     snprintf(x->pw_hash, sizeof(x->pw_hash), "%s", h ? h : "");
     const char *a = opsc_pg_res_value(res, r, C_ACTIVE);
     x->active = a && a[0] == 't';
-    x->role = role_parse(opsc_pg_res_value(res, r, C_ROLE));
+    x->role = opsc_api_role_parse(opsc_pg_res_value(res, r, C_ROLE));
 }
 
 /* Our own write of a user: replace or add it. On allocation failure the reload brings it. */
@@ -350,7 +322,7 @@ static void on_sessions_loaded(int err, const opsc_pg_res_t *res, void *arg) {
         for (int r = 0; v && r < rows; r++) {
             sess_t *s = &v[n];
             const char *exp = opsc_pg_res_value(res, r, 2);
-            if (hex_to_hash(opsc_pg_res_value(res, r, 0), s->hash) == 0 && exp) {
+            if (opsc_api_hex_to_hash(opsc_pg_res_value(res, r, 0), s->hash) == 0 && exp) {
                 snprintf(s->user_id, sizeof(s->user_id), "%s", opsc_pg_res_value(res, r, 1));
                 s->expires_us = strtoll(exp, NULL, 10);
                 n++;
@@ -597,21 +569,17 @@ static void bootstrap(opsc_users_t *u) {
 
 /* ---- HTTP: helpers ---------------------------------------------------------------------- */
 
-static json_t *str_or_null(const char *s) {
-    return s ? json_string(s) : json_null();
-}
-
 static json_t *user_json(const opsc_pg_res_t *res, int r) {
     const char *active = opsc_pg_res_value(res, r, C_ACTIVE);
     return json_pack("{s:s,s:s,s:o,s:o,s:s,s:b,s:o,s:o,s:o}", "id", opsc_pg_res_value(res, r, C_ID),
                      "username", opsc_pg_res_value(res, r, C_USERNAME), "display_name",
-                     str_or_null(opsc_pg_res_value(res, r, C_DISPLAY)), "email",
-                     str_or_null(opsc_pg_res_value(res, r, C_EMAIL)), "role",
-                     role_name(role_parse(opsc_pg_res_value(res, r, C_ROLE))), "is_active",
-                     active && active[0] == 't', "last_login_at",
-                     str_or_null(opsc_pg_res_value(res, r, C_LAST_LOGIN)), "created_at",
-                     str_or_null(opsc_pg_res_value(res, r, C_CREATED)), "updated_at",
-                     str_or_null(opsc_pg_res_value(res, r, C_UPDATED)));
+                     opsc_api_json_str(opsc_pg_res_value(res, r, C_DISPLAY)), "email",
+                     opsc_api_json_str(opsc_pg_res_value(res, r, C_EMAIL)), "role",
+                     opsc_api_role_name(opsc_api_role_parse(opsc_pg_res_value(res, r, C_ROLE))),
+                     "is_active", active && active[0] == 't', "last_login_at",
+                     opsc_api_json_str(opsc_pg_res_value(res, r, C_LAST_LOGIN)), "created_at",
+                     opsc_api_json_str(opsc_pg_res_value(res, r, C_CREATED)), "updated_at",
+                     opsc_api_json_str(opsc_pg_res_value(res, r, C_UPDATED)));
 }
 
 static void db_error(opsc_http_conn_t *c, int err, const opsc_pg_res_t *res) {
@@ -619,12 +587,8 @@ static void db_error(opsc_http_conn_t *c, int err, const opsc_pg_res_t *res) {
         opsc_http_error(c, 409, "conflict", "a user with this username exists", "username");
     } else if (err == OPSC_EDB_QUERY && strcmp(opsc_pg_res_sqlstate(res), "22P02") == 0) {
         opsc_http_error(c, 404, "not_found", "no such user", NULL);
-    } else if (err == OPSC_EDB_QUERY) {
-        opsc_log_err(LOG, "users: SQLSTATE %s: %s", opsc_pg_res_sqlstate(res),
-                     opsc_pg_res_message(res));
-        opsc_http_error(c, 500, "internal", "the database refused the request", NULL);
     } else {
-        opsc_http_error_retry(c, 503, "unavailable", "the database is not reachable", 5);
+        opsc_api_db_error(c, "users", err, res);
     }
 }
 
@@ -672,7 +636,7 @@ static void on_session_stored(int err, const opsc_pg_res_t *res, void *arg) {
     if (err == 0 && opsc_pg_res_ntuples(res) == 1) {
         sess_t s;
         memset(&s, 0, sizeof(s));
-        hex_to_hash(x->token_hex, s.hash);
+        opsc_api_hex_to_hash(x->token_hex, s.hash);
         snprintf(s.user_id, sizeof(s.user_id), "%s", x->user.id);
         s.expires_us = strtoll(opsc_pg_res_value(res, 0, 0), NULL, 10);
         session_put(u, &s);
@@ -700,8 +664,8 @@ static void on_session_stored(int err, const opsc_pg_res_t *res, void *arg) {
                      "; HttpOnly; SameSite=Strict%s\r\nCache-Control: no-store\r\n",
                      x->token, u->o.session_ttl_ms / 1000, x->tls ? "; Secure" : "");
             json_t *j = json_pack("{s:{s:s,s:s,s:s},s:s}", "user", "id", x->user.id, "username",
-                                  x->user.username, "role", role_name(x->user.role), "expires_at",
-                                  opsc_pg_res_value(res, 0, 1));
+                                  x->user.username, "role", opsc_api_role_name(x->user.role),
+                                  "expires_at", opsc_pg_res_value(res, 0, 1));
             char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
             json_decref(j);
             if (text) {
@@ -833,7 +797,7 @@ static void handle_logout(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) 
     }
     opsc_tokens_hash_hex(v, len, x->token_hex);
     unsigned char h[32];
-    hex_to_hash(x->token_hex, h);
+    opsc_api_hex_to_hash(x->token_hex, h);
     session_drop(u, h); /* refused from now on, whatever the database says */
     const char *p[1] = {x->token_hex};
     if (opsc_pg_query(u->pool, OPSC_PG_WRITER, sql_logout, 1, p, on_logged_out, x) != 0) {
@@ -848,7 +812,7 @@ static void handle_me(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) {
     opsc_http_respond_json(c, 200,
                            json_pack("{s:s,s:o,s:s,s:s}", "kind", who->kind, "id",
                                      who->id[0] ? json_string(who->id) : json_null(), "name",
-                                     who->name, "role", role_name(who->role)));
+                                     who->name, "role", opsc_api_role_name(who->role)));
 }
 
 /* ---- HTTP: users ------------------------------------------------------------------------- */
@@ -891,7 +855,7 @@ static int check_user_body(opsc_http_conn_t *c, json_t *j, int create) {
                (pw && strlen(pw) != json_string_length(json_object_get(j, "password")))) {
         opsc_http_error(c, 422, "validation", "password: at least 8 characters, no NUL",
                         "password");
-    } else if ((create || role) && role_parse(role) == OPSC_ROLE_NONE) {
+    } else if ((create || role) && opsc_api_role_parse(role) == OPSC_ROLE_NONE) {
         opsc_http_error(c, 422, "validation", "role must be one of viewer, operator, admin, ingest",
                         "role");
     } else if (act && !json_is_boolean(act)) {

@@ -158,7 +158,7 @@ static void add_session(opsc_users_t *u, const char *cookie, const char *user_id
     char hex[65];
     memset(&s, 0, sizeof(s));
     opsc_tokens_hash_hex(cookie, strlen(cookie), hex);
-    hex_to_hash(hex, s.hash);
+    opsc_api_hex_to_hash(hex, s.hash);
     snprintf(s.user_id, sizeof(s.user_id), "%s", user_id);
     s.expires_us = exp;
     session_put(u, &s);
@@ -203,7 +203,7 @@ static void test_session_cache(void **state) {
     unsigned char h[32];
     char hex[65];
     opsc_tokens_hash_hex("opsc_sessA", 10, hex);
-    hex_to_hash(hex, h);
+    opsc_api_hex_to_hash(hex, h);
     session_drop(u, h);
     assert_int_equal(opsc_users_check_session(u, "opsc_session=opsc_sessA", 1000, &p), 401);
     assert_int_equal(opsc_users_check_session(u, "opsc_session=opsc_sessA2", 1000, &p), 0);
