@@ -20,6 +20,8 @@
 
 #include "opsc/audit.h"
 #include "opsc/auth.h"
+#include "opsc/crud.h"
+#include "opsc/openapi.h"
 #include "opsc/buf.h"
 #include "opsc/config.h"
 #include "opsc/dns.h"
@@ -71,6 +73,7 @@ struct opsc_server_s {
     opsc_auth_t *auth;
     opsc_tokens_t *tokens; /* API tokens: created with the pool, loaded once migrated */
     opsc_audit_t *audit;   /* audit_log writer for mutating API requests */
+    opsc_crud_t *crud;     /* configuration resources (devices, dependencies, ...) */
     int audit_closed;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
@@ -957,6 +960,11 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
         }
         opsc_ops_server_set_audit(srv->http, opsc_audit_http, srv->audit);
         opsc_metrics_register(srv->metrics, opsc_audit_metrics, srv->audit);
+        if ((rc = opsc_crud_create(srv->pool, &srv->crud)) != 0 ||
+            (rc = opsc_crud_add_routes(srv->crud, srv->http)) != 0 ||
+            (rc = opsc_openapi_add_routes(srv->http)) != 0) {
+            return rc;
+        }
     }
     return opsc_pg_pool_start(srv->pool);
 }
@@ -1562,6 +1570,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_metrics_destroy(srv->metrics);
     opsc_rate_limit_destroy(srv->ratelimit);
     opsc_auth_destroy(srv->auth);
+    opsc_crud_destroy(srv->crud);
     opsc_tokens_destroy(srv->tokens);
     opsc_audit_free(srv->audit);
     opsc_config_free(&srv->cfg);
