@@ -20,6 +20,8 @@
 
 #include "opsc/audit.h"
 #include "opsc/auth.h"
+#include "opsc/crud.h"
+#include "opsc/openapi.h"
 #include "opsc/buf.h"
 #include "opsc/config.h"
 #include "opsc/dns.h"
@@ -73,6 +75,7 @@ struct opsc_server_s {
     opsc_tokens_t *tokens; /* API tokens: created with the pool, loaded once migrated */
     opsc_audit_t *audit;   /* audit_log writer for mutating API requests */
     opsc_users_t *users;   /* users, login sessions: created with the pool, loaded once migrated */
+    opsc_crud_t *crud;     /* configuration resources (devices, dependencies, ...) */
     int audit_closed;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
@@ -983,6 +986,11 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
         if ((rc = users_setup(srv)) != 0) {
             return rc;
         }
+        if ((rc = opsc_crud_create(srv->pool, &srv->crud)) != 0 ||
+            (rc = opsc_crud_add_routes(srv->crud, srv->http)) != 0 ||
+            (rc = opsc_openapi_add_routes(srv->http)) != 0) {
+            return rc;
+        }
     }
     return opsc_pg_pool_start(srv->pool);
 }
@@ -1588,6 +1596,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_metrics_destroy(srv->metrics);
     opsc_rate_limit_destroy(srv->ratelimit);
     opsc_auth_destroy(srv->auth);
+    opsc_crud_destroy(srv->crud);
     opsc_tokens_destroy(srv->tokens);
     opsc_users_destroy(srv->users);
     opsc_audit_free(srv->audit);
