@@ -18,12 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "opsc/alerts_api.h"
 #include "opsc/audit.h"
 #include "opsc/auth.h"
-#include "opsc/crud.h"
-#include "opsc/openapi.h"
 #include "opsc/buf.h"
 #include "opsc/config.h"
+#include "opsc/crud.h"
 #include "opsc/dns.h"
 #include "opsc/embedded_pg.h"
 #include "opsc/error.h"
@@ -35,6 +35,7 @@
 #include "opsc/migrate.h"
 #include "opsc/namefill.h"
 #include "opsc/normalize.h"
+#include "opsc/openapi.h"
 #include "opsc/ops_server.h"
 #include "opsc/pg.h"
 #include "opsc/pipeline.h"
@@ -43,9 +44,10 @@
 #include "opsc/snmp_decode.h"
 #include "opsc/spool.h"
 #include "opsc/store_sink.h"
+#include "opsc/stream.h"
 #include "opsc/tokens.h"
-#include "opsc/users.h"
 #include "opsc/udp_listen.h"
+#include "opsc/users.h"
 #include "opsc/version.h"
 
 #define LOG "server"
@@ -76,6 +78,8 @@ struct opsc_server_s {
     opsc_audit_t *audit;   /* audit_log writer for mutating API requests */
     opsc_users_t *users;   /* users, login sessions: created with the pool, loaded once migrated */
     opsc_crud_t *crud;     /* configuration resources (devices, dependencies, ...) */
+    opsc_alerts_api_t *alerts_api; /* alert reads (issue 4 item 4) */
+    opsc_stream_t *stream;         /* WebSocket live feed (issue 4 items 5, 6) */
     int audit_closed;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
@@ -874,6 +878,9 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
                 return;
             }
             opsc_store_set_durable_cb(srv->store, on_store_durable, srv);
+            if (srv->stream) {
+                opsc_store_set_commit_cb(srv->store, opsc_stream_committed, srv->stream);
+            }
             if (opsc_spool_recovered_seq(srv->spool) > 0) {
                 /* What the last run could not write goes first, so that the active
                  * alerts loaded next include it. */
@@ -893,6 +900,9 @@ static void on_migrated(int err, int applied, const char *message, void *arg) {
         if (srv->tokens) {
             opsc_tokens_start(srv->tokens);
             opsc_users_start(srv->users);
+        }
+        if (srv->stream) {
+            opsc_stream_start(srv->stream);
         }
         if (!srv->pipeline_loaded) {
             load_refdata(srv);
@@ -991,6 +1001,20 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
             (rc = opsc_openapi_add_routes(srv->http)) != 0) {
             return rc;
         }
+    }
+    if (!srv->alerts_api) {
+        opsc_stream_options_t so = {
+            .max_pending = (size_t)srv->cfg.stream.max_pending,
+            .max_message = (size_t)srv->cfg.stream.max_message_bytes,
+            .ping_interval_ms = (int)srv->cfg.stream.ping_interval_ms,
+        };
+        if ((rc = opsc_alerts_api_create(srv->pool, &srv->alerts_api)) != 0 ||
+            (rc = opsc_alerts_api_add_routes(srv->alerts_api, srv->http)) != 0 ||
+            (rc = opsc_stream_create(srv->loop, srv->pool, &so, &srv->stream)) != 0 ||
+            (rc = opsc_stream_add_routes(srv->stream, srv->http)) != 0) {
+            return rc;
+        }
+        opsc_metrics_register(srv->metrics, opsc_stream_metrics, srv->stream);
     }
     return opsc_pg_pool_start(srv->pool);
 }
@@ -1094,6 +1118,11 @@ static void handle_closed(uv_handle_t *h) {
     srv->handles_open--;
 }
 
+static void stream_closed(void *arg) {
+    opsc_server_t *srv = arg;
+    srv->handles_open--;
+}
+
 static void finish_shutdown(opsc_server_t *srv) {
     if (srv->phase == PHASE_DONE) {
         return;
@@ -1113,6 +1142,10 @@ static void finish_shutdown(opsc_server_t *srv) {
     uv_close((uv_handle_t *)&srv->sig_term, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_int, handle_closed);
     uv_close((uv_handle_t *)&srv->sig_hup, handle_closed);
+    if (srv->stream) {
+        srv->handles_open++;
+        opsc_stream_close(srv->stream, stream_closed, srv);
+    }
     if (srv->lock_fd >= 0) {
         opsc_lockfile_release(srv->lock_fd, srv->lock_path);
         srv->lock_fd = -1;
@@ -1600,6 +1633,8 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_tokens_destroy(srv->tokens);
     opsc_users_destroy(srv->users);
     opsc_audit_free(srv->audit);
+    opsc_alerts_api_destroy(srv->alerts_api);
+    opsc_stream_destroy(srv->stream);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);
     opsc_free(srv);

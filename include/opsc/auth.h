@@ -15,6 +15,8 @@ struct opsc_tokens_s;
 struct opsc_users_s;
 
 /** admin_token may be NULL or "" (no bootstrap token). 0 or OPSC_ENOMEM. */
+/** The access_token parameter of a raw query string (length in *len); NULL when absent. */
+const char *opsc_auth_query_token(const char *query, size_t *len);
 int opsc_auth_create(const char *admin_token, opsc_auth_t **out);
 void opsc_auth_destroy(opsc_auth_t *a);
 /** Also accept the API tokens of `tokens` (opsc/tokens.h). */

@@ -129,6 +129,12 @@ typedef struct opsc_config_s {
     } auth;
 
     struct {
+        int64_t max_pending;       /* distinct alerts queued per feed client before 1013 */
+        int64_t max_message_bytes; /* largest client message (1009 beyond) */
+        int64_t ping_interval_ms;
+    } stream;
+
+    struct {
         opsc_listen_list_t listen;
         opsc_strlist_t communities;   /* empty: any community */
         opsc_engine_id_t engine_id;   /* len 0: generated, kept in the data dir */

@@ -171,4 +171,25 @@ void opsc_http_error_retry(opsc_http_conn_t *c, int status, const char *code, co
 /** The reason phrase of a status ("Unprocessable Content"); "Unknown" for others. */
 const char *opsc_http_reason(int status);
 
+/*
+ * Protocol upgrade (WebSocket). A handler that switches protocols calls
+ * opsc_http_upgrade instead of answering. The server stops parsing and
+ * timing the connection and, once every earlier response is written, calls
+ * start(arg, t, rest, len) with the bytes already received after the
+ * request: from then on the caller owns the transport's callbacks and
+ * t->data, and writes everything itself, the 101 response first. The
+ * connection still counts against http.max_connections. gone(arg) runs
+ * exactly once when the connection is closed (opsc_http_upgraded_close, the
+ * server's close or abort, or a start that never came), after the
+ * transport's pending callbacks ran and before its memory is freed.
+ */
+struct opsc_transport_s;
+typedef struct opsc_http_upgrade_s {
+    void (*start)(void *arg, struct opsc_transport_s *t, const char *rest, size_t len);
+    void (*gone)(void *arg);
+} opsc_http_upgrade_t;
+void opsc_http_upgrade(opsc_http_conn_t *c, const opsc_http_upgrade_t *u, void *arg);
+/** Close an upgraded connection; gone() follows from a close callback. */
+void opsc_http_upgraded_close(opsc_http_conn_t *c);
+
 #endif

@@ -113,6 +113,23 @@ void opsc_store_set_reply_cb(opsc_store_t *s, void (*cb)(opsc_change_t *reply, v
 void opsc_store_set_durable_cb(opsc_store_t *s, void (*cb)(uint64_t durable_seq, void *arg),
                                void *arg);
 
+/** One alert a finished batch changed (see opsc_store_set_commit_cb). */
+typedef struct opsc_store_committed_s {
+    opsc_uuid_t id;
+    /* What happened, for the live feed: "alert.created", "alert.resolved",
+     * "alert.suppressed", "alert.acknowledged", "alert.reopened",
+     * "alert.expired", "alert.updated" (fields, repeats). */
+    const char *event;
+} opsc_store_committed_t;
+/**
+ * Called once per finished batch, in commit order, with the alerts it
+ * changed (rows the batch rejected left out); the array is valid during the
+ * call only. The rows are committed: a reader that queries them now sees
+ * this batch's state or a later one.
+ */
+void opsc_store_set_commit_cb(opsc_store_t *s,
+                              void (*cb)(const opsc_store_committed_t *items, size_t n, void *arg),
+                              void *arg);
 /** Sequence number given to the last accepted change (0 before the first). */
 uint64_t opsc_store_last_seq(const opsc_store_t *s);
 

@@ -88,6 +88,19 @@ int opsc_auth_equal(const void *a, size_t alen, const void *b, size_t blen) {
     return diff == 0;
 }
 
+const char *opsc_auth_query_token(const char *query, size_t *len) {
+    const char *p = query;
+    while (p && *p) {
+        size_t n = strcspn(p, "&");
+        if (n > 13 && strncmp(p, "access_token=", 13) == 0) {
+            *len = n - 13; /* tokens are URL-safe: taken as they are, not percent-decoded */
+            return p + 13;
+        }
+        p += n + (p[n] == '&');
+    }
+    return NULL;
+}
+
 int opsc_auth_http(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
                    opsc_principal_t *out) {
     (void)c;
@@ -95,6 +108,10 @@ int opsc_auth_http(void *arg, opsc_http_conn_t *c, const opsc_http_req_t *req,
     size_t len = 0;
     const char *authz = opsc_http_req_header(req, "Authorization");
     const char *tok = opsc_auth_bearer(authz, &len);
+    if (!tok && !authz && strcmp(opsc_http_req_path(req), "/api/v1/stream") == 0) {
+        /* Browsers cannot set headers on a WebSocket: the feed also takes ?access_token=. */
+        tok = opsc_auth_query_token(opsc_http_req_query(req), &len);
+    }
     if (!tok) {
         /* A console request: its session cookie, unless it sent other credentials. */
         return authz ? 401

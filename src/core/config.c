@@ -115,6 +115,16 @@ const opsc_config_key_t opsc_config_keys[] = {
               OPSC__MS_D, 0, 0,
               "Window over which failed logins are counted, and how long a limited user name or "
               "address is refused."),
+    OPSC__KEY("stream.max_pending", OPSC_CFG_INT, stream.max_pending, "1000", 1, 1000000, 0, 0,
+              "WebSocket feed: alerts waiting for one slow client (each alert's latest state "
+              "only) before it is closed with 1013."),
+    OPSC__KEY("stream.max_message_bytes", OPSC_CFG_SIZE, stream.max_message_bytes, "64KiB", 125,
+              OPSC__MIB, 0, 0,
+              "WebSocket feed: largest message a client may send (closed with 1009 beyond)."),
+    OPSC__KEY("stream.ping_interval", OPSC_CFG_DURATION, stream.ping_interval_ms, "30s", 100,
+              10 * OPSC__MS_M, 0, 0,
+              "WebSocket feed: ping every interval; a client that has not answered the last ping "
+              "by the next is closed."),
     OPSC__KEY("snmp.listen", OPSC_CFG_LISTEN_UDP, snmp.listen, "udp:0.0.0.0:162,udp6:[::]:162",
               0, 0, 0, 0,
               "UDP addresses that receive SNMP traps and informs: comma-separated "

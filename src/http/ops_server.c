@@ -972,6 +972,9 @@ static void conn_release(opsc__http_conn_t *c) {
     if (--c->handles > 0) {
         return;
     }
+    if (c->upgrade != NULL) {
+        c->upgrade->gone(c->upgrade_arg);
+    }
     opsc__http_list_remove(&c->link);
     req_free(&c->req);
     opsc_buf_free(&c->err_extra);
@@ -988,7 +991,8 @@ static void conn_timer_closed(uv_handle_t *h) {
 }
 
 static void conn_transport_closed(opsc_transport_t *t) {
-    conn_release(t->data);
+    /* Not t->data: an upgraded connection's new owner has it. */
+    conn_release(opsc_container_of(t, opsc__http_conn_t, tx));
 }
 
 static void conn_close(opsc__http_conn_t *c) {
@@ -1142,6 +1146,33 @@ static void parse_error(opsc__http_conn_t *c, llhttp_errno_t err) {
     opsc__http_respond_error(c, 400, "bad_request", reason, NULL);
 }
 
+/* Hand an upgraded connection over once every earlier response is written. */
+static void upgrade_handoff(opsc__http_conn_t *c) {
+    if (c->upgraded || c->writing || c->out.len > 0) {
+        return; /* conn_write_cb comes back here through conn_process */
+    }
+    c->upgraded = 1;
+    c->awaiting_response = 0;
+    c->in_request = 0;
+    conn_read_stop(c);
+    if (c->timer_open) {
+        uv_timer_stop(&c->timer);
+    }
+    c->tx.data = NULL;
+    c->upgrade->start(c->upgrade_arg, &c->tx, c->in.base + c->in_off, c->in.len - c->in_off);
+    c->in.len = 0;
+    c->in_off = 0;
+}
+
+void opsc_http_upgrade(opsc_http_conn_t *c, const opsc_http_upgrade_t *u, void *arg) {
+    c->upgrade = u;
+    c->upgrade_arg = arg;
+}
+
+void opsc_http_upgraded_close(opsc_http_conn_t *c) {
+    conn_close(c);
+}
+
 /*
  * Feed buffered input to llhttp, one request at a time, while the connection
  * may take another request: not closing, not draining, no request waiting
@@ -1149,7 +1180,8 @@ static void parse_error(opsc__http_conn_t *c, llhttp_errno_t err) {
  * a client that pipelines without reading cannot make us buffer without bound).
  */
 static void conn_process_input(opsc__http_conn_t *c) {
-    while (!c->closing && c->state < OPSC__HTTP_DRAINING && !c->awaiting_response) {
+    while (!c->closing && c->state < OPSC__HTTP_DRAINING && !c->awaiting_response &&
+           c->upgrade == NULL) {
         const char *p = c->in.base + c->in_off;
         size_t avail = c->in.len - c->in_off;
         llhttp_errno_t err;
@@ -1170,6 +1202,8 @@ static void conn_process_input(opsc__http_conn_t *c) {
             if (c->in_request) {
                 c->awaiting_response = 1; /* the handler answers later */
             }
+        } else if (err == HPE_PAUSED_UPGRADE && c->upgrade != NULL) {
+            c->in_off += (size_t)(llhttp_get_error_pos(&c->parser) - p);
         } else if (err == HPE_PAUSED_UPGRADE) {
             c->in_off = c->in.len; /* answered with Connection: close already */
         } else {
@@ -1178,6 +1212,10 @@ static void conn_process_input(opsc__http_conn_t *c) {
         }
     }
     if (c->closing) {
+        return;
+    }
+    if (c->upgrade != NULL) {
+        upgrade_handoff(c);
         return;
     }
     if (c->in_off == c->in.len) {
@@ -1587,7 +1625,7 @@ void opsc_ops_server_close(opsc_ops_server_t *srv, void (*done)(void *arg), void
             continue;
         }
         if ((c->state == OPSC__HTTP_IDLE && !c->in_request && !c->writing && c->out.len == 0) ||
-            c->state == OPSC__HTTP_LINGER) {
+            c->state == OPSC__HTTP_LINGER || c->upgrade != NULL) {
             conn_close(c);
         }
         /* Others finish their request; the answer says Connection: close. */

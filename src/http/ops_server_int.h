@@ -132,6 +132,8 @@ struct opsc_http_conn_s {
     const char *err_message;
     opsc_buf_t err_extra; /* header lines for that error (405's Allow) */
     char peer[48];
+    const opsc_http_upgrade_t *upgrade; /* set by opsc_http_upgrade: parse no further */
+    void *upgrade_arg;
     unsigned writing : 1;
     unsigned reading : 1;
     unsigned closing : 1; /* uv_close called; freed from the last close callback */
@@ -143,6 +145,7 @@ struct opsc_http_conn_s {
     unsigned force_close : 1;       /* the next answer says Connection: close */
     unsigned peer_eof : 1;
     unsigned handshaking : 1; /* TLS: handshake timer armed, not yet ready */
+    unsigned upgraded : 1;    /* the transport was handed to c->upgrade->start */
 };
 
 typedef struct opsc__http_listener_s {

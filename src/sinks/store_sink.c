@@ -396,6 +396,8 @@ struct opsc_store_s {
     void *reply_arg;
     void (*durable_cb)(uint64_t, void *);
     void *durable_arg;
+    void (*commit_cb)(const opsc_store_committed_t *, size_t, void *); /* the live feed */
+    void *commit_arg;
 
     opsc_pg_array_t col[ST_COUNT][MAX_COLS]; /* binary columns per statement */
     opsc_buf_t jb;                           /* the UPDATE statement's JSON array */
@@ -2071,6 +2073,52 @@ static void batch_done(opsc_store_t *s, store_batch_t *b) {
     kick(s);
 }
 
+static const char *entry_event(const store_entry_t *e) {
+    if (e->create) {
+        return "alert.created"; /* its row already holds what the batch folded in */
+    }
+    if (e->st_last) {
+        switch (e->st_last->new_status) {
+        case OPSC_STATUS_RESOLVED:
+            return "alert.resolved";
+        case OPSC_STATUS_SUPPRESSED:
+            return "alert.suppressed";
+        case OPSC_STATUS_ACKNOWLEDGED:
+            return "alert.acknowledged";
+        case OPSC_STATUS_EXPIRED:
+            return "alert.expired";
+        case OPSC_STATUS_ACTIVE:
+            return "alert.reopened";
+        default:
+            break;
+        }
+    }
+    return "alert.updated";
+}
+
+/* The live feed's seam: which alerts this batch committed, and how. */
+static void report_committed(opsc_store_t *s, const store_batch_t *b) {
+    opsc_store_committed_t one[64],
+        *items = b->ne <= 64 ? one : opsc_malloc(b->ne * sizeof(*items));
+    size_t n = 0;
+    if (!items) {
+        return; /* counted by nobody: the feed's clients resync on their next snapshot */
+    }
+    for (size_t i = 0; i < b->ne; i++) {
+        if (!b->e[i].rejected) {
+            items[n].id = b->e[i].id;
+            items[n].event = entry_event(&b->e[i]);
+            n++;
+        }
+    }
+    if (n > 0) {
+        s->commit_cb(items, n, s->commit_arg);
+    }
+    if (items != one) {
+        opsc_free(items);
+    }
+}
+
 static void batch_finish(opsc_store_t *s, store_batch_t *b) {
     /* Unlink first: callbacks below may submit (into the open batch). */
     s->first = b->next;
@@ -2114,6 +2162,9 @@ static void batch_finish(opsc_store_t *s, store_batch_t *b) {
             opsc_change_free(r);
         }
         r = n;
+    }
+    if (s->commit_cb) {
+        report_committed(s, b);
     }
     if (s->durable_cb) {
         s->durable_cb(b->last_seq, s->durable_arg);
@@ -2322,6 +2373,13 @@ void opsc_store_set_reply_cb(opsc_store_t *s, void (*cb)(opsc_change_t *reply, v
                              void *arg) {
     s->reply_cb = cb;
     s->reply_arg = arg;
+}
+
+void opsc_store_set_commit_cb(opsc_store_t *s,
+                              void (*cb)(const opsc_store_committed_t *items, size_t n, void *arg),
+                              void *arg) {
+    s->commit_cb = cb;
+    s->commit_arg = arg;
 }
 
 void opsc_store_set_durable_cb(opsc_store_t *s, void (*cb)(uint64_t durable_seq, void *arg),

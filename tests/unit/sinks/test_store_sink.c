@@ -915,6 +915,76 @@ static void test_reply_after_commit(void **state) {
     close_pool(p);
 }
 
+/* The commit hook: each finished batch's alerts with their event, after the commit, in order. */
+typedef struct committed_s {
+    char ci[512];
+    int calls;
+    char seen[16][128]; /* "<event> <id> <status in the database now>" */
+    int n;
+} committed_t;
+
+static void on_committed(const opsc_store_committed_t *items, size_t n, void *arg) {
+    committed_t *c = arg;
+    c->calls++;
+    for (size_t i = 0; i < n && c->n < 16; i++) {
+        char id[37], q[256], out[32];
+        uuid_str(&items[i].id, id);
+        /* Committed: a connection of its own already sees the row. */
+        snprintf(q, sizeof(q), "SELECT coalesce((SELECT status FROM alerts WHERE id = '%s'), '-')",
+                 id);
+        psql_in(c->ci, q, out, sizeof(out));
+        snprintf(c->seen[c->n++], sizeof(c->seen[0]), "%s %s %s", items[i].event, id, out);
+    }
+}
+
+static void test_commit_hook(void **state) {
+    (void)state;
+    committed_t c = {0};
+    char id_a[37], id_b[37], want[80];
+    fresh_db(c.ci, sizeof(c.ci));
+    opsc_pg_pool_t *p = pool_for(c.ci);
+    opsc_store_t *s = store_for(p, NULL);
+    opsc_store_set_commit_cb(s, on_committed, &c);
+    opsc_alert_t *a = mk_alert(400), *b = mk_alert(401);
+    uuid_str(&a->id, id_a);
+    uuid_str(&b->id, id_b);
+    submit_ok(s, ch_create(a));
+    submit_ok(s, ch_repeat(&a->id, 4, T0_US + 400000)); /* folds into the creation */
+    drain(s, 10000);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.n, 1);
+    snprintf(want, sizeof(want), "alert.created %s active", id_a);
+    assert_string_equal(c.seen[0], want);
+
+    submit_ok(s, ch_create(b));
+    submit_ok(s, ch_repeat(&a->id, 5, T0_US + 500000));
+    drain(s, 10000);
+    submit_ok(s, ch_status(&a->id, OPSC_STATUS_ACTIVE, OPSC_STATUS_RESOLVED, T0_US + 600000,
+                           "auto-clear", NULL, "resolved"));
+    submit_ok(s, ch_status(&b->id, OPSC_STATUS_ACTIVE, OPSC_STATUS_SUPPRESSED, T0_US + 600000,
+                           "system", NULL, "suppressed"));
+    drain(s, 10000);
+    assert_int_equal(c.calls, 3);
+    assert_int_equal(c.n, 5);
+    /* Batch 2 and 3 in commit order; within a batch, each alert once. */
+    char got2[2][128], got3[2][128];
+    memcpy(got2, c.seen[1], sizeof(got2));
+    memcpy(got3, c.seen[3], sizeof(got3));
+    char a2[80], b2[80], a3[80], b3[80];
+    snprintf(a2, sizeof(a2), "alert.updated %s active", id_a);
+    snprintf(b2, sizeof(b2), "alert.created %s active", id_b);
+    snprintf(a3, sizeof(a3), "alert.resolved %s resolved", id_a);
+    snprintf(b3, sizeof(b3), "alert.suppressed %s suppressed", id_b);
+    assert_true((strcmp(got2[0], a2) == 0 && strcmp(got2[1], b2) == 0) ||
+                (strcmp(got2[0], b2) == 0 && strcmp(got2[1], a2) == 0));
+    assert_true((strcmp(got3[0], a3) == 0 && strcmp(got3[1], b3) == 0) ||
+                (strcmp(got3[0], b3) == 0 && strcmp(got3[1], a3) == 0));
+    opsc_alert_free(a);
+    opsc_alert_free(b);
+    store_close(s);
+    close_pool(p);
+}
+
 static void test_pending_max(void **state) {
     (void)state;
     char ci[512], out[64];
@@ -1478,6 +1548,7 @@ int main(void) {
         cmocka_unit_test(test_batches_ahead),
         cmocka_unit_test(test_bad_rows_isolated),
         cmocka_unit_test(test_reply_after_commit),
+        cmocka_unit_test(test_commit_hook),
         cmocka_unit_test(test_pending_max),
         cmocka_unit_test(test_loaders),
         cmocka_unit_test(test_close_drains),
