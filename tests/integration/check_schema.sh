@@ -4,7 +4,9 @@
 # Checks that a database migrated with migrations/001_core_schema.sql matches
 # seed 000 (shared/seeds/000_*.txt) column for column, and that the constraints
 # that matter behave:
-#   columns      information_schema.columns of the 8 core tables == tests/fixtures/schema_000.tsv
+#   columns      information_schema.columns of the 8 core tables == tests/fixtures/schema_000.tsv,
+#                with the columns later migrations add (tests/fixtures/schema_added.tsv,
+#                each naming its migration) after their table's seed columns
 #   indexes      every name in tests/fixtures/schema_000_indexes.txt exists (pg_indexes)
 #   oid_seed     the seed's 5 generic OID mappings are present with the seed's values
 #   oid_unique   a second generic (vendor NULL) row for a seeded OID is rejected
@@ -27,6 +29,7 @@ CONNINFO=$1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FIXTURES="$HERE/../fixtures"
 COLUMNS_FIXTURE="$FIXTURES/schema_000.tsv"
+ADDED_FIXTURE="$FIXTURES/schema_added.tsv"
 INDEXES_FIXTURE="$FIXTURES/schema_000_indexes.txt"
 
 # psql from PATH, else the newest /usr/lib/postgresql/*/bin/psql.
@@ -75,11 +78,20 @@ q -c "SELECT table_name, column_name, data_type, character_maximum_length, is_nu
        WHERE table_schema = current_schema()
          AND table_name IN ($CORE_TABLES)
        ORDER BY table_name COLLATE \"C\", ordinal_position" >"$TMP/columns"
-if diff -u --label expected:schema_000.tsv --label actual:information_schema.columns \
-        "$COLUMNS_FIXTURE" "$TMP/columns" >"$TMP/columns.diff"; then
-    ok "columns: $(wc -l <"$TMP/columns") columns in 8 tables match the seed"
+# Expected: the seed's columns in the seed's order, each table followed by the
+# columns later migrations add to it (schema_added.tsv: the same five fields
+# and the migration's name; comment lines start with #).
+awk -F '\t' -v OFS='\t' '
+    FNR == NR { if ($0 !~ /^#/ && NF >= 5) { add[$1] = add[$1] $1 OFS $2 OFS $3 OFS $4 OFS $5 "\n" } next }
+    prev != "" && $1 != prev { printf "%s", add[prev]; delete add[prev] }
+    { print; prev = $1 }
+    END { printf "%s", add[prev]; delete add[prev]; for (t in add) printf "%s", add[t] }
+' "$ADDED_FIXTURE" "$COLUMNS_FIXTURE" >"$TMP/expected"
+if diff -u --label expected:schema_000.tsv+schema_added.tsv --label actual:information_schema.columns \
+        "$TMP/expected" "$TMP/columns" >"$TMP/columns.diff"; then
+    ok "columns: $(wc -l <"$TMP/columns") columns in 8 tables match the seed (+ $(grep -vc '^#' "$ADDED_FIXTURE") added)"
 else
-    fail "columns: information_schema.columns differs from $COLUMNS_FIXTURE"
+    fail "columns: information_schema.columns differs from $COLUMNS_FIXTURE + $ADDED_FIXTURE"
     cat "$TMP/columns.diff"
 fi
 
