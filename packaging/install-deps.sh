@@ -12,7 +12,9 @@ RUNTIME=(postgresql-15 postgresql-client-15)
 # clang + libclang-rt-14-dev: the libFuzzer targets (libFuzzer and the sanitizer
 # runtimes are in libclang-rt-14-dev, only Recommended by clang-14).
 # openssl + python3: tests/integration/test_http.sh (throwaway certificate, s_client, raw sockets).
-TEST=(libcmocka-dev curl procps snmp clang libclang-rt-14-dev dnsmasq-base openssl python3 python3-websockets)
+# prometheus-alertmanager: tests/integration/test_alertmanager.sh (a real webhook sender).
+TEST=(libcmocka-dev curl procps snmp clang libclang-rt-14-dev dnsmasq-base openssl python3 python3-websockets
+      prometheus-alertmanager)
 
 want=("${BUILD[@]}" "${LIBS[@]}" "${RUNTIME[@]}")
 [[ ${1:-} == --test ]] && want+=("${TEST[@]}")

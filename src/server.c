@@ -28,6 +28,7 @@
 #include "opsc/embedded_pg.h"
 #include "opsc/error.h"
 #include "opsc/fsutil.h"
+#include "opsc/ingest.h"
 #include "opsc/log.h"
 #include "opsc/loopstat.h"
 #include "opsc/maintenance.h"
@@ -80,6 +81,7 @@ struct opsc_server_s {
     opsc_crud_t *crud;     /* configuration resources (devices, dependencies, ...) */
     opsc_alerts_api_t *alerts_api; /* alert reads (issue 4 item 4) */
     opsc_stream_t *stream;         /* WebSocket live feed (issue 4 items 5, 6) */
+    opsc_ingest_t *ingest;         /* POST /events and webhooks (issue 4 item 4) */
     int audit_closed;
     opsc_udp_listen_t *udp;
     opsc_rate_limit_t *ratelimit; /* snmp.per_source_rate; NULL: off */
@@ -566,7 +568,9 @@ typedef struct reply_wait_s {
 } reply_wait_t;
 
 static void send_reply(opsc_server_t *srv, opsc_change_t *c) {
-    if (srv->udp) {
+    if (!c->reply) {
+        opsc_ingest_durable(srv->ingest, c->ack_token, c->actions); /* 202 / action outcome */
+    } else if (srv->udp) {
         opsc_udp_listen_send(srv->udp, c->listener, c->reply, c->reply_len,
                              (const struct sockaddr *)&c->reply_to);
         srv->n_replies_sent++;
@@ -1001,6 +1005,16 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
             (rc = opsc_openapi_add_routes(srv->http)) != 0) {
             return rc;
         }
+        char err[256] = "";
+        if ((rc = opsc_ingest_create(srv->pool, NULL, &srv->ingest, err, sizeof(err))) != 0 ||
+            (rc = opsc_ingest_add_routes(srv->ingest, srv->http)) != 0) {
+            if (err[0]) {
+                opsc_log_err(LOG, "%s", err);
+            }
+            return rc;
+        }
+        opsc_ingest_set_pipeline(srv->ingest, srv->pipeline);
+        opsc_metrics_register(srv->metrics, opsc_ingest_metrics, srv->ingest);
     }
     if (!srv->alerts_api) {
         opsc_stream_options_t so = {
@@ -1146,6 +1160,7 @@ static void finish_shutdown(opsc_server_t *srv) {
         srv->handles_open++;
         opsc_stream_close(srv->stream, stream_closed, srv);
     }
+    opsc_ingest_fail_pending(srv->ingest); /* acks that never came (journal closed early) */
     if (srv->lock_fd >= 0) {
         opsc_lockfile_release(srv->lock_fd, srv->lock_path);
         srv->lock_fd = -1;
@@ -1180,6 +1195,9 @@ static void on_udp_closed(void *arg) {
 static void on_pipeline_stopped(void *arg) {
     opsc_server_t *srv = arg;
     srv->pipeline = NULL;
+    if (srv->ingest) {
+        opsc_ingest_set_pipeline(srv->ingest, NULL);
+    }
     shutdown_step(srv);
 }
 
@@ -1564,7 +1582,10 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
     if ((rc = dns_start(srv, errbuf, errlen)) != 0) {
         goto error;
     }
-    if ((rc = pipeline_start(srv, errbuf, errlen)) != 0) {
+    if ((rc = pipeline_start(srv, errbuf, errlen)) == 0 && srv->ingest) {
+        opsc_ingest_set_pipeline(srv->ingest, srv->pipeline);
+    }
+    if (rc != 0) {
         goto error;
     }
     if ((rc = ratelimit_start(srv, errbuf, errlen)) != 0) {
@@ -1635,6 +1656,7 @@ void opsc_server_destroy(opsc_server_t *srv) {
     opsc_audit_free(srv->audit);
     opsc_alerts_api_destroy(srv->alerts_api);
     opsc_stream_destroy(srv->stream);
+    opsc_ingest_destroy(srv->ingest);
     opsc_config_free(&srv->cfg);
     opsc_free(srv->config_path);
     opsc_free(srv);

@@ -22,7 +22,8 @@ typedef enum {
     OPSC_CHANGE_CREATE = 0, /* new alert row (alert: full row) */
     OPSC_CHANGE_REPEAT,     /* occurrence_count / last_occurrence_at of `id` */
     OPSC_CHANGE_STATUS,     /* status transition of `id` (resolve, suppress, reopen...) */
-    OPSC_CHANGE_REPLY,      /* a datagram to send once everything before it is durable */
+    OPSC_CHANGE_REPLY,      /* a datagram to send (or, reply NULL, an ack_token to hand back)
+                               once everything before it is durable */
     OPSC_CHANGE_UPDATE,     /* fields of `id` changed in place (upd: which, and to what) */
 } opsc_change_kind_t;
 
@@ -67,6 +68,41 @@ typedef struct opsc_alert_update_s {
     opsc_severity_t severity, old_severity;
 } opsc_alert_update_t;
 
+/*
+ * Alert actions of people (POST /alerts/{id}/acknowledge ..., /alerts/bulk):
+ * built on the loop thread with the alerts as read from the database, decided
+ * by the pipeline (which owns the state), and carried back in a REPLY change
+ * (ack_token, actions) with each item's outcome once it is durable.
+ */
+typedef enum {
+    OPSC_ACT_ACKNOWLEDGE = 0,
+    OPSC_ACT_UNACKNOWLEDGE,
+    OPSC_ACT_RESOLVE,
+    OPSC_ACT_SUPPRESS,
+    OPSC_ACT_REOPEN,
+    OPSC_ACT_COUNT
+} opsc_action_kind_t;
+
+typedef struct opsc_action_item_s {
+    opsc_alert_t *row;           /* the alert as the database had it (owned) */
+    int done;                    /* pipeline: 1 applied, 0 refused (409: `why`) */
+    opsc_status_t before, after; /* pipeline: the status it found, and left */
+    char why[160];
+} opsc_action_item_t;
+
+typedef struct opsc_action_batch_s {
+    opsc_action_kind_t kind;
+    char actor[64];
+    char *notes;           /* owned; NULL = none */
+    int64_t expires_in_us; /* acknowledge: back to active after this long; 0 = never */
+    size_t n;
+    opsc_action_item_t *items; /* owned */
+} opsc_action_batch_t;
+
+const char *opsc_action_name(opsc_action_kind_t k); /* "acknowledge", ... */
+int opsc_action_parse(const char *s, opsc_action_kind_t *out);
+void opsc_action_batch_free(opsc_action_batch_t *b);
+
 typedef struct opsc_change_s {
     struct opsc_change_s *next; /* free for the consumer's own lists */
     opsc_change_kind_t kind;
@@ -86,10 +122,11 @@ typedef struct opsc_change_s {
     /* STATUS */
     opsc_status_t old_status;
     opsc_status_t new_status;
-    int64_t at_us;           /* resolved_at / acknowledged_at ... */
-    char actor[64];          /* "system", "auto-clear", a user */
-    char rule[64];           /* correlation_rule, "" = unchanged */
-    char action[32];         /* alert_history.action: resolved, suppressed, reopened, ... */
+    int64_t at_us;   /* resolved_at / acknowledged_at ... */
+    char actor[64];  /* "system", "auto-clear", a user */
+    char rule[64];   /* correlation_rule, "" = unchanged */
+    char action[32]; /* alert_history.action: resolved, suppressed, reopened, ... */
+    char *notes;     /* alert_history.notes (owned; NULL = none) */
     opsc_uuid_t correlated_to_id;
     int has_correlated_to;
 
@@ -97,7 +134,9 @@ typedef struct opsc_change_s {
     unsigned char *reply; /* owned */
     size_t reply_len;
     struct sockaddr_storage reply_to;
-    int listener; /* index of the UDP socket to send from */
+    int listener;                 /* index of the UDP socket to send from */
+    uint64_t ack_token;           /* reply NULL: the events (HTTP) this acknowledges as durable */
+    opsc_action_batch_t *actions; /* ...or the alert actions, decided (owned) */
 
     /* UPDATE (at_us: when; actor: who, "" = system) */
     opsc_alert_update_t *upd; /* owned */

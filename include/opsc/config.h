@@ -71,7 +71,7 @@ typedef struct opsc_snmp_v3_user_s {
     opsc_snmp_auth_t auth;
     char *auth_passphrase; /* NULL when auth is none */
     opsc_snmp_priv_t priv;
-    char *priv_passphrase; /* NULL when priv is none */
+    char *priv_passphrase;      /* NULL when priv is none */
     opsc_engine_id_t engine_id; /* the trap sender's; len 0: ours (a user that sends INFORMs) */
     char src[64];               /* where it was defined: "opsc.yaml:12", "env OPSC_SNMP_V3_USERS" */
 } opsc_snmp_v3_user_t;
@@ -123,7 +123,7 @@ typedef struct opsc_config_s {
 
     struct {
         int64_t pbkdf2_iterations;
-        int64_t session_ttl_ms; /* absolute, from login */
+        int64_t session_ttl_ms;     /* absolute, from login */
         int64_t login_max_failures; /* per user name; 4x per client address */
         int64_t login_lockout_ms;
     } auth;
@@ -136,8 +136,8 @@ typedef struct opsc_config_s {
 
     struct {
         opsc_listen_list_t listen;
-        opsc_strlist_t communities;   /* empty: any community */
-        opsc_engine_id_t engine_id;   /* len 0: generated, kept in the data dir */
+        opsc_strlist_t communities; /* empty: any community */
+        opsc_engine_id_t engine_id; /* len 0: generated, kept in the data dir */
         int64_t rcvbuf;
         opsc_snmp_v3_users_t v3_users;
         opsc_strlist_t mib_dirs;
@@ -178,7 +178,7 @@ typedef struct opsc_config_s {
     } database;
 
     struct {
-        char *dir;              /* NULL: <data_dir>/spool */
+        char *dir; /* NULL: <data_dir>/spool */
         int64_t max_bytes;
         int64_t segment_bytes;
         int64_t sync_interval_ms; /* group-commit window */
@@ -192,10 +192,10 @@ typedef enum {
     OPSC_CFG_SIZE,      /* int64_t bytes: "16KiB", "1MiB", "512", "1GiB" */
     OPSC_CFG_LOGLEVEL,  /* opsc_log_level_t */
     OPSC_CFG_LOGFORMAT, /* opsc_log_format_t */
-    OPSC_CFG_LISTEN_TCP, /* opsc_listen_list_t: "HOST:PORT,[V6]:PORT" */
-    OPSC_CFG_LISTEN_UDP, /* opsc_listen_list_t: "udp:HOST:PORT,udp6:[V6]:PORT" */
-    OPSC_CFG_STRLIST,    /* opsc_strlist_t: "a,b" or a YAML sequence; empty = none */
-    OPSC_CFG_ENGINE_ID,  /* opsc_engine_id_t: hex, min..max bytes; empty = unset */
+    OPSC_CFG_LISTEN_TCP,    /* opsc_listen_list_t: "HOST:PORT,[V6]:PORT" */
+    OPSC_CFG_LISTEN_UDP,    /* opsc_listen_list_t: "udp:HOST:PORT,udp6:[V6]:PORT" */
+    OPSC_CFG_STRLIST,       /* opsc_strlist_t: "a,b" or a YAML sequence; empty = none */
+    OPSC_CFG_ENGINE_ID,     /* opsc_engine_id_t: hex, min..max bytes; empty = unset */
     OPSC_CFG_SNMP_V3_USERS, /* opsc_snmp_v3_users_t: YAML sequence of mappings; env: JSON array */
 } opsc_config_type_t;
 
@@ -293,5 +293,9 @@ void opsc_config_print_reference(FILE *out);
 
 /** `key = value` lines for --check-config; secrets as ***, unset strings as (unset). */
 void opsc_config_print_effective(const opsc_config_t *cfg, FILE *out);
+
+/** A duration as the config writes it ("90s", "2h", "500ms", "1d") into milliseconds. 0 or
+ * non-zero. */
+int opsc_config_parse_duration_ms(const char *s, int64_t *out_ms);
 
 #endif

@@ -63,7 +63,8 @@ typedef struct opsc_pipeline_options_s {
     int64_t expire_after_ms;
     int64_t expire_by_category_ms[OPSC_CAT_COUNT];
     unsigned char expire_by_category_set[OPSC_CAT_COUNT];
-    /* A new alert of a device missing from the devices table carries title_for_name (reverse DNS). */
+    /* A new alert of a device missing from the devices table carries title_for_name (reverse DNS).
+     */
     int resolve_names;
     /* trap_storm alerts: the per-source limit they report on, and the quiet period (0: 60 s). */
     uint64_t storm_rate, storm_burst;
@@ -78,8 +79,8 @@ int opsc_pipeline_parse_expiry_overrides(const char *const *items, size_t n,
                                          opsc_pipeline_options_t *po, char *errbuf, size_t errlen);
 
 /** Create and start the thread (it initialises net-snmp itself). */
-int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts,
-                        opsc_pipeline_t **out, char *errbuf, size_t errlen);
+int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts, opsc_pipeline_t **out,
+                        char *errbuf, size_t errlen);
 
 /** Loop thread: hand over one datagram (copied). 0, or OPSC_EQUEUE_FULL (dropped, counted). */
 int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len,
@@ -92,6 +93,25 @@ int opsc_pipeline_push_datagram(opsc_pipeline_t *p, const void *data, size_t len
  * second while the limit is on): quiet storms resolve. 0 or OPSC_EQUEUE_FULL.
  */
 int opsc_pipeline_push_storm(opsc_pipeline_t *p, const struct sockaddr *from, uint64_t dropped);
+
+/**
+ * Loop thread: hand over `n` validated events (opsc/event.h; ownership of the
+ * array and the alerts passes on 0). Once the pipeline has decided them it
+ * emits a REPLY change with reply NULL and ack_token = `token`; the consumer
+ * answers the sender when everything before that change is durable. Tokens
+ * increase; an ack covers every token before it. 0 or OPSC_EQUEUE_FULL (the
+ * caller keeps the alerts: answer 503).
+ */
+int opsc_pipeline_push_events(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n, uint64_t token);
+
+/**
+ * Loop thread: hand over alert actions (ownership of `b` passes on 0). The
+ * pipeline decides each item against its state (filling done/before/after/
+ * why) and sends `b` back in a REPLY change (reply NULL, ack_token = token,
+ * actions = b) once everything it changed is queued; the consumer answers
+ * when that is durable. 0 or OPSC_EQUEUE_FULL (the caller keeps `b`).
+ */
+int opsc_pipeline_push_actions(opsc_pipeline_t *p, opsc_action_batch_t *b, uint64_t token);
 
 /** Loop thread: replace the normalizer snapshot (ownership passes; the old one is freed). */
 int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, struct opsc_normalizer_s *n);

@@ -33,8 +33,40 @@ void opsc_change_free(opsc_change_t *c) {
         opsc_free(c->title_for_name);
         opsc_free(c->reply);
         opsc_alert_update_free(c->upd);
+        opsc_free(c->notes);
+        opsc_action_batch_free(c->actions);
         opsc_free(c);
     }
+}
+
+static const char *const action_names[OPSC_ACT_COUNT] = {
+    "acknowledge", "unacknowledge", "resolve", "suppress", "reopen",
+};
+
+const char *opsc_action_name(opsc_action_kind_t k) {
+    return k < OPSC_ACT_COUNT ? action_names[k] : "?";
+}
+
+int opsc_action_parse(const char *s, opsc_action_kind_t *out) {
+    for (int i = 0; i < OPSC_ACT_COUNT; i++) {
+        if (s && strcmp(s, action_names[i]) == 0) {
+            *out = (opsc_action_kind_t)i;
+            return 0;
+        }
+    }
+    return OPSC_EPARSE;
+}
+
+void opsc_action_batch_free(opsc_action_batch_t *b) {
+    if (!b) {
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        opsc_alert_free(b->items[i].row);
+    }
+    opsc_free(b->items);
+    opsc_free(b->notes);
+    opsc_free(b);
 }
 
 static void strv_free(char **v, size_t n) {

@@ -48,7 +48,7 @@ static void crc_init(void) {
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const unsigned char *p,
-                                                             size_t len) {
+                                                            size_t len) {
     uint64_t c = crc;
     for (; len >= 8; p += 8, len -= 8) {
         uint64_t v;
@@ -219,6 +219,8 @@ int opsc_change_encode(opsc_buf_t *b, const opsc_change_t *c) {
         rc = rc ? rc : put_str(b, c->action);
         rc = rc ? rc : put_u8(b, c->has_correlated_to ? 1u : 0u);
         rc = rc ? rc : put_uuid(b, &c->correlated_to_id);
+        /* Added after the first format: a record that ends before it has no notes. */
+        rc = rc ? rc : put_str(b, c->notes);
         break;
     case OPSC_CHANGE_UPDATE:
         rc = rc ? rc : put_u64(b, (uint64_t)c->at_us);
@@ -473,6 +475,9 @@ int opsc_change_decode(const void *data, size_t len, opsc_change_t **out) {
         get_fixed(&r, c->action, sizeof(c->action));
         c->has_correlated_to = (int)get_enum(&r, 2);
         get_uuid(&r, &c->correlated_to_id);
+        if (!r.bad && r.left > 0) {
+            c->notes = get_str(&r, &oom);
+        }
         break;
     case OPSC_CHANGE_UPDATE: {
         c->at_us = (int64_t)get_u64(&r);

@@ -1751,8 +1751,8 @@ static void opsc__unknown_key(opsc__load_t *ld, const char *name, int line) {
     const char *alt = opsc__suggest(name);
     opsc__quote(name, q, sizeof(q));
     if (alt != NULL) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen, "unknown key %s, did you mean \"%s\"? (%s:%d)", q, alt,
-                   ld->path, line);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "unknown key %s, did you mean \"%s\"? (%s:%d)",
+                           q, alt, ld->path, line);
     } else {
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "unknown key %s (%s:%d)", q, ld->path, line);
     }
@@ -1843,30 +1843,31 @@ static int opsc__apply_listen_seq(opsc__load_t *ld, const opsc_config_key_t *key
     while ((item = fy_node_sequence_iterate(seq, &it)) != NULL) {
         int line = opsc__node_line(item, key_line);
         if (!fy_node_is_scalar(item) || opsc__node_is_null(item)) {
-            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected %s, got %s in the sequence (%s:%d)",
-                       key->path, opsc__listen_expect(proto),
-                       opsc__node_is_null(item) ? "an empty item" : opsc__node_kind(item), ld->path,
-                       line);
+            opsc_errbuf_printf(
+                ld->errbuf, ld->errlen, "%s: expected %s, got %s in the sequence (%s:%d)",
+                key->path, opsc__listen_expect(proto),
+                opsc__node_is_null(item) ? "an empty item" : opsc__node_kind(item), ld->path, line);
             return OPSC_ECONFIG;
         }
         int has_nul;
         char *text = opsc__scalar_dup(item, &has_nul);
         if (text == NULL) {
             opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
-                       has_nul ? "value contains a NUL byte" : "out of memory", ld->path, line);
+                               has_nul ? "value contains a NUL byte" : "out of memory", ld->path,
+                               line);
             return OPSC_ECONFIG;
         }
         int rc = opsc__listen_append(text, proto, &list, why, sizeof(why));
         opsc_free(text);
         if (rc != 0) {
-            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s; expected %s (%s:%d)", key->path, why,
-                       opsc__listen_expect(proto), ld->path, line);
+            opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s; expected %s (%s:%d)", key->path,
+                               why, opsc__listen_expect(proto), ld->path, line);
             return OPSC_ECONFIG;
         }
     }
     if (list.count == 0) {
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected %s, got an empty sequence (%s:%d)",
-                   key->path, opsc__listen_expect(proto), ld->path, key_line);
+                           key->path, opsc__listen_expect(proto), ld->path, key_line);
         return OPSC_ECONFIG;
     }
     char src[1200];
@@ -2034,8 +2035,9 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
     char src[1200];
 
     if (ld->file_line[idx] != 0) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: set twice in the config file (%s:%d and line %d)",
-                   key->path, ld->path, ld->file_line[idx], key_line);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
+                           "%s: set twice in the config file (%s:%d and line %d)", key->path,
+                           ld->path, ld->file_line[idx], key_line);
         return OPSC_ECONFIG;
     }
     ld->file_line[idx] = key_line;
@@ -2058,8 +2060,8 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
         return OPSC_ECONFIG;
     }
     if (val != NULL && !fy_node_is_scalar(val)) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected a single value, got %s (%s:%d)", key->path,
-                   opsc__node_kind(val), ld->path, key_line);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: expected a single value, got %s (%s:%d)",
+                           key->path, opsc__node_kind(val), ld->path, key_line);
         return OPSC_ECONFIG;
     }
 
@@ -2072,7 +2074,7 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
     char *text = opsc__scalar_dup(val, &has_nul);
     if (text == NULL) {
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "%s: %s (%s:%d)", key->path,
-                   has_nul ? "value contains a NUL byte" : "out of memory", ld->path, line);
+                           has_nul ? "value contains a NUL byte" : "out of memory", ld->path, line);
         return OPSC_ECONFIG;
     }
     int rc = opsc__apply_text(ld, key, text, src);
@@ -2084,9 +2086,10 @@ static int opsc__apply_node(opsc__load_t *ld, const opsc_config_key_t *key, stru
 static int opsc__pair_name(opsc__load_t *ld, struct fy_node *k, int fallback_line, char *out,
                            size_t outlen) {
     if (k == NULL || !fy_node_is_scalar(k) || opsc__node_is_null(k)) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen, "config keys must be plain names, got %s (%s:%d)",
-                   k == NULL || opsc__node_is_null(k) ? "an empty key" : opsc__node_kind(k),
-                   ld->path, opsc__node_line(k, fallback_line));
+        opsc_errbuf_printf(ld->errbuf, ld->errlen,
+                           "config keys must be plain names, got %s (%s:%d)",
+                           k == NULL || opsc__node_is_null(k) ? "an empty key" : opsc__node_kind(k),
+                           ld->path, opsc__node_line(k, fallback_line));
         return -1;
     }
     size_t len;
@@ -2139,10 +2142,11 @@ static int opsc__load_root(opsc__load_t *ld, struct fy_node *root) {
         return 0; /* empty file or only comments: all defaults */
     }
     if (!fy_node_is_mapping(root)) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen,
-                   "the config file must be a mapping of keys (key: value) at the top level, "
-                   "got %s (%s:%d)",
-                   opsc__node_kind(root), ld->path, opsc__node_line(root, 1));
+        opsc_errbuf_printf(
+            ld->errbuf, ld->errlen,
+            "the config file must be a mapping of keys (key: value) at the top level, "
+            "got %s (%s:%d)",
+            opsc__node_kind(root), ld->path, opsc__node_line(root, 1));
         return OPSC_ECONFIG;
     }
     void *it = NULL;
@@ -2181,8 +2185,9 @@ static int opsc__load_root(opsc__load_t *ld, struct fy_node *root) {
                 opsc__quote(tmp, q, sizeof(q));
             }
             opsc_errbuf_printf(ld->errbuf, ld->errlen,
-                       "%s: expected a mapping of %s.* keys, got %s%s%s (%s:%d)", name, name,
-                       opsc__node_kind(v), q[0] ? " " : "", q, ld->path, opsc__node_line(v, line));
+                               "%s: expected a mapping of %s.* keys, got %s%s%s (%s:%d)", name,
+                               name, opsc__node_kind(v), q[0] ? " " : "", q, ld->path,
+                               opsc__node_line(v, line));
             return OPSC_ECONFIG;
         }
         int rc = opsc__load_section(ld, name, v, line);
@@ -2223,11 +2228,11 @@ static void opsc__yaml_error(opsc__load_t *ld, struct fy_diag *diag, const opsc_
             continue;
         }
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "invalid YAML: %s (%s:%d:%d)",
-                   e->msg != NULL ? e->msg : "syntax error", ld->path, e->line, e->column);
+                           e->msg != NULL ? e->msg : "syntax error", ld->path, e->line, e->column);
         return;
     }
     opsc_errbuf_printf(ld->errbuf, ld->errlen, "invalid YAML: %s (%s)",
-               ctx->first[0] != '\0' ? ctx->first : "syntax error", ld->path);
+                       ctx->first[0] != '\0' ? ctx->first : "syntax error", ld->path);
 }
 
 static int opsc__load_file(opsc__load_t *ld, const char *path) {
@@ -2245,12 +2250,12 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
     int err = opsc_read_file(path, &text, &len, OPSC__CONFIG_FILE_MAX);
     if (err == OPSC_ETOOBIG) {
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "config file %s is larger than %d KiB", path,
-                   OPSC__CONFIG_FILE_MAX / 1024);
+                           OPSC__CONFIG_FILE_MAX / 1024);
         goto cleanup;
     }
     if (err != 0) {
         opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot read config file %s: %s", path,
-                   opsc_strerror(err));
+                           opsc_strerror(err));
         goto cleanup;
     }
 
@@ -2262,7 +2267,8 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
     dcfg.colorize = false;
     diag = fy_diag_create(&dcfg);
     if (diag == NULL) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory", path);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory",
+                           path);
         goto cleanup;
     }
     fy_diag_set_collect_errors(diag, true);
@@ -2273,7 +2279,8 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
     pcfg.diag = diag;
     fyp = fy_parser_create(&pcfg);
     if (fyp == NULL || fy_parser_set_string(fyp, text, len) != 0) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory", path);
+        opsc_errbuf_printf(ld->errbuf, ld->errlen, "cannot parse config file %s: out of memory",
+                           path);
         goto cleanup;
     }
 
@@ -2292,9 +2299,9 @@ static int opsc__load_file(opsc__load_t *ld, const char *path) {
         goto cleanup;
     }
     if (doc2 != NULL) {
-        opsc_errbuf_printf(ld->errbuf, ld->errlen,
-                   "config file %s holds more than one YAML document (remove the extra '---')",
-                   path);
+        opsc_errbuf_printf(
+            ld->errbuf, ld->errlen,
+            "config file %s holds more than one YAML document (remove the extra '---')", path);
         goto cleanup;
     }
     rc = opsc__load_root(ld, fy_document_root(doc));
@@ -2351,10 +2358,11 @@ static int opsc__check(opsc__load_t *ld) {
         char vmin[32], vmax[32];
         opsc__fmt_duration(c->database.reconnect_min_ms, vmin, sizeof(vmin));
         opsc__fmt_duration(c->database.reconnect_max_ms, vmax, sizeof(vmax));
-        opsc_errbuf_printf(ld->errbuf, ld->errlen,
-                   "database.reconnect_min: expected at most database.reconnect_max (%s, %s), "
-                   "got %s (%s)",
-                   vmax, ld->src[opsc__key_index(kmax)], vmin, ld->src[opsc__key_index(kmin)]);
+        opsc_errbuf_printf(
+            ld->errbuf, ld->errlen,
+            "database.reconnect_min: expected at most database.reconnect_max (%s, %s), "
+            "got %s (%s)",
+            vmax, ld->src[opsc__key_index(kmax)], vmin, ld->src[opsc__key_index(kmin)]);
         return OPSC_ECONFIG;
     }
     if (c->http.tls.listen.count > 0 && (c->http.tls.cert == NULL || c->http.tls.key == NULL)) {
@@ -2518,4 +2526,8 @@ void opsc_config_print_effective(const opsc_config_t *cfg, FILE *out) {
         opsc_config_format_value(cfg, key, value, sizeof(value));
         fprintf(out, "%s = %s\n", key->path, value);
     }
+}
+
+int opsc_config_parse_duration_ms(const char *s, int64_t *out_ms) {
+    return s && *s ? opsc__parse_unit(s, opsc__duration_units, out_ms) : OPSC_EPARSE;
 }

@@ -18,6 +18,9 @@
 
 #include "correlate_int.h"
 #include "maintenance_int.h"
+#include <jansson.h>
+
+#include "opsc/alert_query.h"
 #include "opsc/buf.h"
 #include "opsc/dedup.h"
 #include "opsc/error.h"
@@ -35,7 +38,15 @@
 #define DEFAULT_INGEST (64u << 20)
 #define DEFAULT_CHANGES (4u << 20)
 
-enum { REC_DATAGRAM = 1, REC_NORMALIZER = 2, REC_ACTIVE = 3, REC_MAINT = 4, REC_STORM = 5 };
+enum {
+    REC_DATAGRAM = 1,
+    REC_NORMALIZER = 2,
+    REC_ACTIVE = 3,
+    REC_MAINT = 4,
+    REC_STORM = 5,
+    REC_EVENTS = 6,  /* normalized events (HTTP): ptr = opsc_alert_t *[n], token = the ack */
+    REC_ACTIONS = 7, /* alert actions of people: ptr = opsc_action_batch_t, token = the ack */
+};
 
 /* Ingest ring record header; a datagram's bytes follow it. */
 typedef struct rec_s {
@@ -49,8 +60,9 @@ typedef struct rec_s {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } from;
-    void *ptr; /* REC_NORMALIZER, REC_ACTIVE, REC_MAINT */
-    size_t n;  /* REC_ACTIVE; REC_STORM: datagrams dropped (from AF_UNSPEC: a tick) */
+    void *ptr; /* REC_NORMALIZER, REC_ACTIVE, REC_MAINT, REC_EVENTS */
+    size_t n;  /* REC_ACTIVE, REC_EVENTS; REC_STORM: datagrams dropped (from AF_UNSPEC: a tick) */
+    uint64_t token; /* REC_EVENTS: handed back in an ACK once they are durable */
 } rec_t;
 
 struct opsc_pipeline_s {
@@ -100,6 +112,8 @@ struct opsc_pipeline_s {
     int64_t expire_us[OPSC_CAT_COUNT]; /* 0 = never */
     int expiry_on;
     uv_timer_t corr_timer;
+    struct ack_expiry_s *ackx; /* acknowledgements that expire (few: a linear scan is fine) */
+    size_t nackx, capackx;
     size_t expire_cursor;
     atomic_int ready;
     atomic_int stopping;
@@ -120,6 +134,11 @@ struct opsc_pipeline_s {
     atomic_uint_fast64_t n_suppressed;
     atomic_uint_fast64_t n_reopened;
     atomic_uint_fast64_t n_informs;
+    atomic_uint_fast64_t n_events;
+    atomic_uint_fast64_t n_event_clears_unmatched;
+    atomic_uint_fast64_t n_actions[OPSC_ACT_COUNT];
+    atomic_uint_fast64_t n_actions_refused;
+    atomic_uint_fast64_t n_ack_expired;
     atomic_uint_fast64_t n_reports;
     atomic_uint_fast64_t n_change_ring_waits;
     atomic_uint_fast64_t n_active;
@@ -223,6 +242,15 @@ static void emit_reply(opsc_pipeline_t *p, const rec_t *r) {
     memcpy(&c->reply_to, &r->from, sizeof(r->from));
     c->listener = r->listener;
     emit(p, c);
+}
+
+/* Events up to `token` are decided: the loop answers them once all before is durable. */
+static void emit_ack(opsc_pipeline_t *p, uint64_t token) {
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_REPLY);
+    if (c) {
+        c->ack_token = token; /* lost only when out of memory: the next ack covers it */
+        emit(p, c);
+    }
 }
 
 static void emit_cb(opsc_change_t *c, void *arg) {
@@ -337,9 +365,10 @@ static void reopen_dependents(opsc_pipeline_t *p, const opsc_uuid_t *id, int64_t
 
 /* `e` leaves the active set (resolved or expired): STATUS, dependents reopened, entry removed. */
 static void close_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, opsc_status_t to,
-                        const char *actor, const char *rule, int64_t now_us) {
+                        const char *actor, const char *rule, const char *notes, int64_t now_us) {
     opsc_change_t *c = opsc_change_new(OPSC_CHANGE_STATUS);
-    if (!c) {
+    if (!c || (notes && !(c->notes = opsc_strdup(notes)))) {
+        opsc_change_free(c);
         return;
     }
     /* A count changed in this batch must reach the store before the status. */
@@ -372,7 +401,7 @@ static void resolve_entry(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const char 
                           int64_t now_us) {
     char rule[64];
     snprintf(rule, sizeof(rule), "clear:%s", clear_type);
-    close_entry(p, e, OPSC_STATUS_RESOLVED, "auto-clear", rule, now_us);
+    close_entry(p, e, OPSC_STATUS_RESOLVED, "auto-clear", rule, NULL, now_us);
     atomic_fetch_add_explicit(&p->n_cleared, 1, memory_order_relaxed);
 }
 
@@ -546,7 +575,7 @@ static void expire_slice(opsc_pipeline_t *p, int64_t now_us) {
         if (e->flapping) {
             flap_unmark(p, e, p->flap ? opsc__flap_find(p->flap, e->fingerprint) : NULL, now_us);
         }
-        close_entry(p, e, OPSC_STATUS_EXPIRED, "system", "expiry", now_us);
+        close_entry(p, e, OPSC_STATUS_EXPIRED, "system", "expiry", NULL, now_us);
         atomic_fetch_add_explicit(&p->n_expired, 1, memory_order_relaxed);
     }
     uint64_t ns = uv_hrtime() - t0;
@@ -562,6 +591,8 @@ static void corr_gauges(opsc_pipeline_t *p) {
     atomic_store_explicit(&p->n_flap_evicted, opsc__flap_evicted(p->flap), memory_order_relaxed);
 }
 
+static void ack_expiry_tick(opsc_pipeline_t *p, int64_t now_us);
+
 static void on_corr_tick(uv_timer_t *t) {
     opsc_pipeline_t *p = t->data;
     if (!p->have_active) {
@@ -574,6 +605,9 @@ static void on_corr_tick(uv_timer_t *t) {
     }
     if (p->expiry_on) {
         expire_slice(p, now);
+    }
+    if (p->nackx) {
+        ack_expiry_tick(p, now);
     }
     corr_gauges(p);
     atomic_store_explicit(&p->n_active, opsc_dedup_count(p->dedup), memory_order_relaxed);
@@ -604,6 +638,64 @@ static void flap_adopt(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const opsc_ale
     r->last_count = e->occurrence_count;
     opsc__flap_set_flapping(p->flap, r, 1, now);
     e->flapping = 1;
+}
+
+/*
+ * A new alert `a` whose fingerprint has no active entry (both `a` and its
+ * CREATE change `c` owned; c NULL = out of memory): suppression by a
+ * maintenance window or a down upstream device, the index, flapping, and
+ * the CREATE on its way. Shared by traps and events.
+ */
+static opsc_dedup_entry_t *admit_new(opsc_pipeline_t *p, opsc_alert_t *a, opsc_change_t *c,
+                                     const char *discriminator, int64_t now) {
+    opsc_flap_rec_t *fr = flap_reopen_candidate(p, a->fingerprint, now);
+    if (fr) {
+        /* Flapping: the last alert of this fingerprint comes back instead. */
+        a->id = fr->last_id;
+        a->occurrence_count = fr->last_count + 1;
+    }
+    const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
+    int in_maint = opsc__maint_covers_alert(&p->maint, a, now);
+    opsc_dedup_entry_t *up = in_maint ? NULL : upstream_down(p, device);
+    char *rule = up ? opsc_strdup(RULE_UPSTREAM) : NULL;
+    if (up && rule) {
+        /* An upstream device is down: this alert is a consequence of it. */
+        a->status = OPSC_STATUS_SUPPRESSED;
+        a->correlated_to_id = up->id;
+        a->has_correlated_to = 1;
+        opsc_free(a->correlation_rule);
+        a->correlation_rule = rule;
+    }
+    opsc_dedup_entry_t *e = NULL;
+    if (!c || !(e = opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status, a->occurrence_count,
+                                   now, a->alert_type, device, discriminator))) {
+        opsc_change_free(c);
+        opsc_alert_free(a);
+        return NULL;
+    }
+    if (a->has_correlated_to) {
+        e->has_correlated_to = 1;
+        e->correlated_to = a->correlated_to_id;
+        atomic_fetch_add_explicit(&p->n_suppressed, 1, memory_order_relaxed);
+    }
+    if (is_down_alert(p, a->alert_type, a->severity)) {
+        down_add(p, e);
+    }
+    e->category = (uint8_t)a->category;
+    if (fr) {
+        flap_reopen(p, fr, e, a, now);
+        opsc_change_free(c);
+        opsc_alert_free(a);
+    } else {
+        c->id = a->id;
+        c->alert = a;
+        emit(p, c);
+        atomic_fetch_add_explicit(&p->n_created, 1, memory_order_relaxed);
+    }
+    if (in_maint) {
+        opsc__maint_suppress_new(&p->maint, e, now); /* history: created, then suppressed */
+    }
+    return e;
 }
 
 static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
@@ -664,59 +756,12 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
                 return;
             }
             set_priority(p, &key, a);
-            opsc_flap_rec_t *fr = flap_reopen_candidate(p, a->fingerprint, now);
-            if (fr) {
-                /* Flapping: the last alert of this fingerprint comes back instead. */
-                a->id = fr->last_id;
-                a->occurrence_count = fr->last_count + 1;
-            }
             opsc_change_t *c = opsc_change_new(OPSC_CHANGE_CREATE);
-            const char *device =
-                a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
-            int in_maint = opsc__maint_covers_alert(&p->maint, a, now);
-            opsc_dedup_entry_t *up = in_maint ? NULL : upstream_down(p, device);
-            char *rule = up ? opsc_strdup(RULE_UPSTREAM) : NULL;
-            if (up && rule) {
-                /* An upstream device is down: this alert is a consequence of it. */
-                a->status = OPSC_STATUS_SUPPRESSED;
-                a->correlated_to_id = up->id;
-                a->has_correlated_to = 1;
-                opsc_free(a->correlation_rule);
-                a->correlation_rule = rule;
+            if (c && p->resolve_names && !a->device_name && a->device_ip) {
+                /* Named later by reverse DNS, on the loop thread (nothing waits here). */
+                (void)opsc_normalize_title(p->norm, &trap, &key, NULL, &c->title_for_name);
             }
-            if (!c || !(e = opsc_dedup_add(p->dedup, a->fingerprint, &a->id, a->status,
-                                           a->occurrence_count, now, a->alert_type, device,
-                                           key.discriminator))) {
-                opsc_change_free(c);
-                opsc_alert_free(a);
-                return;
-            }
-            if (a->has_correlated_to) {
-                e->has_correlated_to = 1;
-                e->correlated_to = a->correlated_to_id;
-                atomic_fetch_add_explicit(&p->n_suppressed, 1, memory_order_relaxed);
-            }
-            if (is_down_alert(p, a->alert_type, a->severity)) {
-                down_add(p, e);
-            }
-            e->category = (uint8_t)a->category;
-            if (fr) {
-                flap_reopen(p, fr, e, a, now);
-                opsc_change_free(c);
-                opsc_alert_free(a);
-            } else {
-                if (p->resolve_names && !a->device_name && a->device_ip) {
-                    /* Named later by reverse DNS, on the loop thread (nothing waits here). */
-                    (void)opsc_normalize_title(p->norm, &trap, &key, NULL, &c->title_for_name);
-                }
-                c->id = a->id;
-                c->alert = a;
-                emit(p, c);
-                atomic_fetch_add_explicit(&p->n_created, 1, memory_order_relaxed);
-            }
-            if (in_maint) {
-                opsc__maint_suppress_new(&p->maint, e, now); /* history: created, then suppressed */
-            }
+            admit_new(p, a, c, key.discriminator, now);
         }
     }
     if (trap.pdu == OPSC_PDU_INFORM && p->reply.len > 0) {
@@ -724,6 +769,298 @@ static void handle_datagram(opsc_pipeline_t *p, const rec_t *r) {
         flush_repeats(p);
         atomic_fetch_add_explicit(&p->n_informs, 1, memory_order_relaxed);
         emit_reply(p, r);
+    }
+}
+
+/*
+ * Normalized events (HTTP API, webhooks): already validated and
+ * fingerprinted by opsc_event_from_json. A clear resolves the active alert of
+ * its fingerprint; anything else repeats it or opens a new one, with the
+ * sender's impact and urgency where given. Then the ack: the loop answers 202
+ * once everything up to it is durable.
+ */
+static void handle_events(opsc_pipeline_t *p, const rec_t *r) {
+    opsc_alert_t **ev = r->ptr;
+    int64_t now = r->wall_us;
+    for (size_t i = 0; i < r->n; i++) {
+        opsc_alert_t *a = ev[i];
+        atomic_fetch_add_explicit(&p->n_events, 1, memory_order_relaxed);
+        opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, a->fingerprint);
+        if (a->is_clear) {
+            if (e && e->flapping) {
+                flap_clear(p, e, now);
+            } else if (e) {
+                flap_note_resolve(p, e, now);
+                resolve_entry(p, e, a->alert_type, now);
+            } else {
+                atomic_fetch_add_explicit(&p->n_event_clears_unmatched, 1, memory_order_relaxed);
+            }
+            opsc_alert_free(a);
+        } else if (e) {
+            opsc_dedup_touch(p->dedup, e, now);
+            if (e->flapping) {
+                flap_fire(p, e, now);
+            }
+            atomic_fetch_add_explicit(&p->n_deduplicated, 1, memory_order_relaxed);
+            opsc_alert_free(a);
+        } else {
+            const opsc_device_ref_t *dev =
+                a->device_ip ? opsc_normalizer_device(p->norm, a->device_ip) : NULL;
+            if (dev && !a->device_name && opsc_alert_set(&a->device_name, dev->name) != 0) {
+                opsc_alert_free(a);
+                continue;
+            }
+            const char *device = a->device_ip ? a->device_ip : a->device_name;
+            if (a->urgency == OPSC_LEVEL_NONE) {
+                a->urgency = opsc__urgency_of(a->severity);
+            }
+            if (a->impact == OPSC_LEVEL_NONE) {
+                size_t ndep =
+                    opsc_normalizer_dependents(p->norm, device, OPSC_IMPACT_HIGH_DEPENDENTS);
+                a->impact = opsc__impact_of(dev ? dev->impact : NULL, ndep);
+            }
+            a->priority = opsc__priority_of(a->impact, a->urgency);
+            admit_new(p, a, opsc_change_new(OPSC_CHANGE_CREATE), a->source_alert_id, now);
+        }
+    }
+    opsc_free(ev);
+    flush_repeats(p); /* the counts are part of what the ack says is durable */
+    emit_ack(p, r->token);
+}
+
+/* ---- alert actions of people (acknowledge, resolve, ...) ---- */
+
+#define RULE_MANUAL "manual"
+#define ACK_EXPIRES_KEY "ack_expires_at"
+
+typedef struct ack_expiry_s {
+    char fingerprint[OPSC_FINGERPRINT_HEX];
+    opsc_uuid_t id;
+    int64_t at_us;
+} ack_expiry_t;
+
+/* An in-place status change of an entry that stays in the index. */
+static void set_status(opsc_pipeline_t *p, opsc_dedup_entry_t *e, opsc_status_t to,
+                       const char *actor, const char *rule, const char *action, const char *notes,
+                       int64_t now_us) {
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_STATUS);
+    if (!c || (notes && !(c->notes = opsc_strdup(notes)))) {
+        opsc_change_free(c);
+        return;
+    }
+    c->id = e->id;
+    c->old_status = e->status;
+    c->new_status = to;
+    c->at_us = now_us;
+    snprintf(c->actor, sizeof(c->actor), "%s", actor);
+    snprintf(c->rule, sizeof(c->rule), "%s", rule ? rule : "");
+    snprintf(c->action, sizeof(c->action), "%s", action);
+    emit(p, c);
+    e->status = to;
+    e->has_correlated_to = 0;
+    e->maint_suppressed = 0;
+}
+
+/* custom_fields.ack_expires_at set (at_us > 0) or removed: survives a restart. */
+static void ack_expiry_mark(opsc_pipeline_t *p, const opsc_uuid_t *id, int64_t at_us,
+                            int64_t now_us) {
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_UPDATE);
+    char patch[96];
+    if (at_us > 0) {
+        char t[32];
+        opsc_time_format(at_us, t);
+        snprintf(patch, sizeof(patch), "{\"" ACK_EXPIRES_KEY "\":\"%s\"}", t);
+    } else {
+        snprintf(patch, sizeof(patch), "{\"" ACK_EXPIRES_KEY "\":null}");
+    }
+    if (!c || opsc_alert_update_custom(c->upd, patch) != 0) {
+        opsc_change_free(c);
+        return;
+    }
+    c->upd->mask |= OPSC_UPD_CUSTOM_FIELDS;
+    c->id = *id;
+    c->at_us = now_us;
+    emit(p, c);
+}
+
+static void ack_expiry_add(opsc_pipeline_t *p, const opsc_dedup_entry_t *e, int64_t at_us) {
+    if (p->nackx == p->capackx) {
+        size_t cap = p->capackx ? p->capackx * 2 : 16;
+        ack_expiry_t *n = opsc_realloc(p->ackx, cap * sizeof(*n));
+        if (!n) {
+            return; /* stays acknowledged until someone unacknowledges it */
+        }
+        p->ackx = n;
+        p->capackx = cap;
+    }
+    ack_expiry_t *x = &p->ackx[p->nackx++];
+    memcpy(x->fingerprint, e->fingerprint, sizeof(x->fingerprint));
+    x->id = e->id;
+    x->at_us = at_us;
+}
+
+/* Stop tracking the expiry of alert `id`'s acknowledgement; 1 when there was one. */
+static int ack_expiry_forget(opsc_pipeline_t *p, const opsc_uuid_t *id) {
+    for (size_t i = 0; i < p->nackx; i++) {
+        if (memcmp(&p->ackx[i].id, id, sizeof(*id)) == 0) {
+            p->ackx[i] = p->ackx[--p->nackx];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Due acknowledgements go back to active (those no longer acknowledged are forgotten). */
+static void ack_expiry_tick(opsc_pipeline_t *p, int64_t now_us) {
+    size_t j = 0;
+    for (size_t i = 0; i < p->nackx; i++) {
+        ack_expiry_t *x = &p->ackx[i];
+        opsc_dedup_entry_t *e = opsc_dedup_find(p->dedup, x->fingerprint);
+        int live = e && memcmp(&e->id, &x->id, sizeof(x->id)) == 0 &&
+                   e->status == OPSC_STATUS_ACKNOWLEDGED;
+        if (live && x->at_us <= now_us) {
+            set_status(p, e, OPSC_STATUS_ACTIVE, "system", "ack_expired", "unacknowledged",
+                       "acknowledgement expired", now_us);
+            ack_expiry_mark(p, &e->id, 0, now_us);
+            atomic_fetch_add_explicit(&p->n_ack_expired, 1, memory_order_relaxed);
+        } else if (live) {
+            p->ackx[j++] = *x;
+        }
+    }
+    p->nackx = j;
+}
+
+/* An alert loaded at start that was acknowledged with an expiry: track it again. */
+static void ack_expiry_adopt(opsc_pipeline_t *p, opsc_dedup_entry_t *e, const opsc_alert_t *a) {
+    if (a->status != OPSC_STATUS_ACKNOWLEDGED || !a->custom_fields_json ||
+        !strstr(a->custom_fields_json, ACK_EXPIRES_KEY)) {
+        return;
+    }
+    json_t *cf = json_loads(a->custom_fields_json, 0, NULL);
+    int64_t at = 0;
+    const char *t = json_string_value(json_object_get(cf, ACK_EXPIRES_KEY));
+    if (t && opsc_rfc3339_parse(t, &at) == 0 && at > 0) {
+        ack_expiry_add(p, e, at);
+    }
+    json_decref(cf);
+}
+
+static void refuse(opsc_action_item_t *it, opsc_status_t st, const char *what) {
+    it->done = 0;
+    it->before = it->after = st;
+    snprintf(it->why, sizeof(it->why), "%s", what);
+}
+
+/* Bring a resolved or expired alert back into the index as active. */
+static void reopen_closed(opsc_pipeline_t *p, const opsc_action_batch_t *b, opsc_action_item_t *it,
+                          opsc_status_t was, int64_t now_us) {
+    opsc_alert_t *a = it->row;
+    const char *device = a->device_ip ? a->device_ip : (a->device_name ? a->device_name : "");
+    opsc_dedup_entry_t *e =
+        opsc_dedup_add(p->dedup, a->fingerprint, &a->id, was, a->occurrence_count,
+                       a->last_occurrence_at_us ? a->last_occurrence_at_us : now_us, a->alert_type,
+                       device, a->source_alert_id);
+    if (!e) {
+        refuse(it, was, "out of memory");
+        return;
+    }
+    e->category = (uint8_t)a->category;
+    set_status(p, e, OPSC_STATUS_ACTIVE, b->actor, NULL, "reopened", b->notes, now_us);
+    if (is_down_alert(p, a->alert_type, a->severity)) {
+        down_add(p, e);
+    }
+    it->done = 1;
+    it->before = was;
+    it->after = OPSC_STATUS_ACTIVE;
+}
+
+/* What each action may do to an alert in the index (the seed's status model). */
+#define ST(s) (1u << OPSC_STATUS_##s)
+typedef struct transition_s {
+    unsigned from; /* statuses it applies to */
+    opsc_status_t to;
+    const char *rule;    /* correlation_rule it sets, NULL: none */
+    const char *history; /* alert_history.action */
+    const char *refusal; /* 409 from any other status */
+} transition_t;
+static const transition_t transitions[OPSC_ACT_COUNT] = {
+    [OPSC_ACT_ACKNOWLEDGE] = {ST(ACTIVE), OPSC_STATUS_ACKNOWLEDGED, NULL, "acknowledged",
+                              "only an active alert can be acknowledged"},
+    [OPSC_ACT_UNACKNOWLEDGE] = {ST(ACKNOWLEDGED), OPSC_STATUS_ACTIVE, NULL, "unacknowledged",
+                                "only an acknowledged alert can be unacknowledged"},
+    [OPSC_ACT_RESOLVE] = {ST(ACTIVE) | ST(ACKNOWLEDGED) | ST(SUPPRESSED), OPSC_STATUS_RESOLVED,
+                          RULE_MANUAL, "resolved", "the alert is closed already"},
+    [OPSC_ACT_SUPPRESS] = {ST(ACTIVE) | ST(ACKNOWLEDGED), OPSC_STATUS_SUPPRESSED, RULE_MANUAL,
+                           "suppressed", "only an active or acknowledged alert can be suppressed"},
+    [OPSC_ACT_REOPEN] = {ST(SUPPRESSED), OPSC_STATUS_ACTIVE, NULL, "reopened",
+                         "the alert is open already"},
+};
+#undef ST
+
+static void act_one(opsc_pipeline_t *p, const opsc_action_batch_t *b, opsc_action_item_t *it,
+                    int64_t now_us) {
+    opsc_alert_t *a = it->row;
+    opsc_dedup_entry_t *e = a->fingerprint[0] ? opsc_dedup_find(p->dedup, a->fingerprint) : NULL;
+    int mine = e && memcmp(&e->id, &a->id, sizeof(a->id)) == 0;
+    if (!mine) {
+        /* Not in the index: closed (the database may not show it yet). */
+        opsc_status_t was =
+            a->status == OPSC_STATUS_EXPIRED ? OPSC_STATUS_EXPIRED : OPSC_STATUS_RESOLVED;
+        if (b->kind != OPSC_ACT_REOPEN) {
+            refuse(it, was,
+                   was == OPSC_STATUS_EXPIRED ? "the alert has expired; reopen it first"
+                                              : "the alert is resolved; reopen it first");
+        } else if (e) {
+            char idtext[37], msg[160];
+            opsc_uuid_format(&e->id, idtext);
+            snprintf(msg, sizeof(msg),
+                     "alert %s with the same fingerprint is open: act on that one", idtext);
+            refuse(it, was, msg);
+        } else if (!a->fingerprint[0]) {
+            refuse(it, was, "the alert has no fingerprint and cannot be tracked again");
+        } else {
+            reopen_closed(p, b, it, was, now_us);
+        }
+        return;
+    }
+    opsc_status_t st = e->status;
+    const transition_t *t = b->kind < OPSC_ACT_COUNT ? &transitions[b->kind] : NULL;
+    if (!t || !(t->from & (1u << st))) {
+        refuse(it, st, t ? t->refusal : "unknown action");
+        return;
+    }
+    if (t->to == OPSC_STATUS_RESOLVED) {
+        close_entry(p, e, t->to, b->actor, t->rule, b->notes, now_us);
+    } else {
+        set_status(p, e, t->to, b->actor, t->rule, t->history, b->notes, now_us);
+    }
+    if (b->kind == OPSC_ACT_ACKNOWLEDGE && b->expires_in_us > 0) {
+        ack_expiry_add(p, e, now_us + b->expires_in_us);
+        ack_expiry_mark(p, &it->row->id, now_us + b->expires_in_us, now_us);
+    } else if (b->kind != OPSC_ACT_ACKNOWLEDGE && ack_expiry_forget(p, &it->row->id)) {
+        ack_expiry_mark(p, &it->row->id, 0, now_us); /* unacknowledged, resolved, suppressed */
+    }
+    it->done = 1;
+    it->before = st;
+    it->after = t->to;
+}
+
+static void handle_actions(opsc_pipeline_t *p, const rec_t *r) {
+    opsc_action_batch_t *b = r->ptr;
+    int64_t now = r->wall_us;
+    for (size_t i = 0; i < b->n; i++) {
+        act_one(p, b, &b->items[i], now);
+        atomic_fetch_add_explicit(b->items[i].done ? &p->n_actions[b->kind] : &p->n_actions_refused,
+                                  1, memory_order_relaxed);
+    }
+    flush_repeats(p);
+    opsc_change_t *c = opsc_change_new(OPSC_CHANGE_REPLY);
+    if (c) {
+        c->ack_token = r->token;
+        c->actions = b;
+        emit(p, c);
+    } else {
+        opsc_action_batch_free(b); /* the next ack answers it (500: outcome unknown) */
     }
 }
 
@@ -793,6 +1130,7 @@ static void take_active(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n) {
             if (e) {
                 opsc__maint_take_loaded(e, a);
                 flap_adopt(p, e, a);
+                ack_expiry_adopt(p, e, a);
             }
         }
         opsc_alert_free(a);
@@ -842,6 +1180,12 @@ static void drain(opsc_pipeline_t *p) {
             break;
         case REC_MAINT:
             opsc__maint_set(&p->maint, r->ptr);
+            break;
+        case REC_EVENTS:
+            handle_events(p, r);
+            break;
+        case REC_ACTIONS:
+            handle_actions(p, r);
             break;
         case REC_STORM:
             if (r->from.sa.sa_family != AF_UNSPEC) {
@@ -1007,7 +1351,9 @@ static void finish_stop(opsc_pipeline_t *p) {
             opsc_normalizer_destroy(r->ptr);
         } else if (r->kind == REC_MAINT) {
             opsc_maint_destroy(r->ptr);
-        } else if (r->kind == REC_ACTIVE) {
+        } else if (r->kind == REC_ACTIONS) {
+            opsc_action_batch_free(r->ptr);
+        } else if (r->kind == REC_ACTIVE || r->kind == REC_EVENTS) {
             opsc_alert_t **a = r->ptr;
             for (size_t i = 0; i < r->n; i++) {
                 opsc_alert_free(a[i]);
@@ -1029,6 +1375,9 @@ static void finish_stop(opsc_pipeline_t *p) {
     opsc_free(p->down);
     p->down = NULL;
     p->ndown = p->capdown = 0;
+    opsc_free(p->ackx);
+    p->ackx = NULL;
+    p->nackx = p->capackx = 0;
     close_thread_handles(p);
     close_loop_handles(p);
 }
@@ -1141,6 +1490,34 @@ int opsc_pipeline_push_storm(opsc_pipeline_t *p, const struct sockaddr *from, ui
     return p->stop_requested ? OPSC_EQUEUE_FULL : push_record(p, &h, NULL, 0);
 }
 
+int opsc_pipeline_push_events(opsc_pipeline_t *p, opsc_alert_t **alerts, size_t n, uint64_t token) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_EVENTS;
+    h.wall_us = opsc_now_us();
+    h.ptr = alerts;
+    h.n = n;
+    h.token = token;
+    if (p->stop_requested || push_record(p, &h, NULL, 0) != 0) {
+        p->ring_full_drops++;
+        return OPSC_EQUEUE_FULL;
+    }
+    return 0;
+}
+
+int opsc_pipeline_push_actions(opsc_pipeline_t *p, opsc_action_batch_t *b, uint64_t token) {
+    rec_t h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_ACTIONS;
+    h.wall_us = opsc_now_us();
+    h.ptr = b;
+    h.token = token;
+    if (p->stop_requested || push_record(p, &h, NULL, 0) != 0) {
+        return OPSC_EQUEUE_FULL;
+    }
+    return 0;
+}
+
 int opsc_pipeline_set_normalizer(opsc_pipeline_t *p, opsc_normalizer_t *n) {
     rec_t h;
     memset(&h, 0, sizeof(h));
@@ -1246,9 +1623,8 @@ int opsc_pipeline_start(uv_loop_t *loop, const opsc_pipeline_options_t *opts, op
     opsc__maint_init(&p->maint, &p->ploop, p->dedup, &p->norm, &mh);
     uv_timer_init(&p->ploop, &p->corr_timer);
     p->corr_timer.data = p;
-    if (p->flap || p->expiry_on) {
-        uv_timer_start(&p->corr_timer, on_corr_tick, CORR_TICK_MS, CORR_TICK_MS);
-    }
+    /* Always: acknowledgements may expire even with flapping and expiry off. */
+    uv_timer_start(&p->corr_timer, on_corr_tick, CORR_TICK_MS, CORR_TICK_MS);
     uv_timer_init(loop, &p->loop_retry);
     p->loop_retry.data = p;
     uv_timer_init(loop, &p->ingest_hold);
@@ -1381,6 +1757,25 @@ void opsc_pipeline_metrics(opsc_buf_t *out, void *arg) {
                             LOAD(p->n_informs));
     opsc_metrics_sample_u64(out, "opsc_snmp_replies_total", "kind=\"report\"", LOAD(p->n_reports));
     opsc_trap_storm_metrics(out, p->storm);
+    opsc_metrics_one_u64(out, "opsc_events_processed_total", "counter",
+                         "Normalized events (REST API, webhooks) decided by the pipeline",
+                         LOAD(p->n_events));
+    opsc_metrics_one_u64(out, "opsc_event_clears_unmatched_total", "counter",
+                         "Clear events that found no active alert of their fingerprint",
+                         LOAD(p->n_event_clears_unmatched));
+    opsc_metrics_family(out, "opsc_alert_actions_total", "counter",
+                        "Alert actions of people applied by the pipeline");
+    for (int k = 0; k < OPSC_ACT_COUNT; k++) {
+        char lab[48];
+        snprintf(lab, sizeof(lab), "action=\"%s\"", opsc_action_name((opsc_action_kind_t)k));
+        opsc_metrics_sample_u64(out, "opsc_alert_actions_total", lab, LOAD(p->n_actions[k]));
+    }
+    opsc_metrics_one_u64(out, "opsc_alert_actions_refused_total", "counter",
+                         "Alert actions refused (409: not allowed in the alert's status)",
+                         LOAD(p->n_actions_refused));
+    opsc_metrics_one_u64(out, "opsc_alert_acks_expired_total", "counter",
+                         "Acknowledgements that expired (the alert went back to active)",
+                         LOAD(p->n_ack_expired));
     opsc_metrics_one_u64(out, "opsc_pipeline_change_ring_waits_total", "counter",
                          "Times the pipeline paused because the change ring was full",
                          LOAD(p->n_change_ring_waits));

@@ -140,7 +140,9 @@ enum { INSERT_COLS = 32 };
  * longer correlated: `uncorrelate` clears correlation_rule and
  * correlated_to_id. An alert that leaves resolved/expired
  * (a flapping alert reopened) loses its resolved_at/resolved_by: they describe
- * a resolution that no longer holds.
+ * a resolution that no longer holds. Likewise an alert back to active
+ * (unacknowledged, its acknowledgement expired, reopened) loses
+ * acknowledged_at/acknowledged_by.
  */
 static const char sql_status[] =
     "UPDATE alerts a SET status = v.status, "
@@ -148,8 +150,10 @@ static const char sql_status[] =
     "THEN COALESCE(v.resolved_at, a.resolved_at) END, "
     "resolved_by = CASE WHEN v.status IN ('resolved', 'expired') "
     "THEN COALESCE(v.resolved_by, a.resolved_by) END, "
-    "acknowledged_at = COALESCE(v.acknowledged_at, a.acknowledged_at), "
-    "acknowledged_by = COALESCE(v.acknowledged_by, a.acknowledged_by), "
+    "acknowledged_at = CASE WHEN v.status = 'active' THEN NULL "
+    "ELSE COALESCE(v.acknowledged_at, a.acknowledged_at) END, "
+    "acknowledged_by = CASE WHEN v.status = 'active' THEN NULL "
+    "ELSE COALESCE(v.acknowledged_by, a.acknowledged_by) END, "
     "correlation_rule = CASE WHEN v.uncorrelate THEN NULL "
     "ELSE COALESCE(v.correlation_rule, a.correlation_rule) END, "
     "correlated_to_id = CASE WHEN v.uncorrelate THEN NULL "
@@ -204,15 +208,15 @@ enum { REPEAT_COLS = 3 };
 /* EXISTS keeps the foreign key satisfied for an alert whose INSERT was skipped. */
 static const char sql_history[] =
     "INSERT INTO alert_history (id, alert_id, action, old_status, new_status, user_id, "
-    "user_name, changes, created_at) "
+    "user_name, changes, created_at, notes) "
     "SELECT v.id, v.alert_id, v.action, v.old_status, v.new_status, v.actor, v.actor, v.changes, "
-    "COALESCE(v.at, now()) "
+    "COALESCE(v.at, now()), v.notes "
     "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$7::jsonb[], $8::timestamptz[]) AS v(id, alert_id, action, old_status, new_status, actor, "
-    "changes, at) "
+    "$7::jsonb[], $8::timestamptz[], $9::text[]) AS v(id, alert_id, action, old_status, "
+    "new_status, actor, changes, at, notes) "
     "WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.id = v.alert_id) "
     "ON CONFLICT (id) DO NOTHING";
-enum { HISTORY_COLS = 8, MAX_COLS = INSERT_COLS };
+enum { HISTORY_COLS = 9, MAX_COLS = INSERT_COLS };
 
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::int8"
 
@@ -919,8 +923,8 @@ static const uint32_t insert_types[INSERT_COLS] = {
 static const uint32_t status_types[STATUS_COLS] = {T_UUID, T_TEXT, T_TS,   T_TEXT, T_TS,
                                                    T_TEXT, T_TEXT, T_UUID, T_BOOL};
 static const uint32_t repeat_types[REPEAT_COLS] = {T_UUID, T_INT4, T_TS};
-static const uint32_t history_types[HISTORY_COLS] = {T_UUID, T_UUID, T_TEXT,  T_TEXT,
-                                                     T_TEXT, T_TEXT, T_JSONB, T_TS};
+static const uint32_t history_types[HISTORY_COLS] = {T_UUID, T_UUID,  T_TEXT, T_TEXT, T_TEXT,
+                                                     T_TEXT, T_JSONB, T_TS,   T_TEXT};
 
 typedef struct stmt_shape_s {
     size_t ncols; /* 0: one JSON array parameter (the UPDATE) */
@@ -1113,6 +1117,8 @@ static void fold_status(store_entry_t *e, opsc_change_t *c) {
         e->st_resolved = c;
     } else if (c->new_status == OPSC_STATUS_ACKNOWLEDGED) {
         e->st_ack = c;
+    } else if (c->new_status == OPSC_STATUS_ACTIVE) {
+        e->st_ack = NULL; /* unacknowledged again in this batch */
     }
     if (c->rule[0]) {
         e->st_rule = c;
@@ -1567,7 +1573,7 @@ static void history_id_update(const opsc_uuid_t *alert, int64_t at_us, const ops
 static void history_row(col_t *k, const opsc_uuid_t *hid, const opsc_uuid_t *alert,
                         const char *action, const char *old_status, const char *new_status,
                         const char *actor, size_t actor_cap, const char *changes,
-                        size_t changes_len, int64_t at_us) {
+                        size_t changes_len, int64_t at_us, const char *notes) {
     c_uuid(k++, hid);
     c_uuid(k++, alert);
     c_text(k++, action);
@@ -1580,6 +1586,7 @@ static void history_row(col_t *k, const opsc_uuid_t *hid, const opsc_uuid_t *ale
     }
     opsc_pg_array_jsonb(k++, changes, changes_len);
     c_time(k++, at_us);
+    c_text(k++, notes);
 }
 
 static size_t emit_update_history(opsc_store_t *s, col_t *k, const store_entry_t *e) {
@@ -1595,7 +1602,7 @@ static size_t emit_update_history(opsc_store_t *s, col_t *k, const store_entry_t
         opsc_uuid_t hid;
         history_id_update(&e->id, c->at_us, &s->scratch, &hid);
         history_row(k, &hid, &e->id, "updated", NULL, NULL, c->actor, sizeof(c->actor),
-                    s->scratch.base, s->scratch.len, c->at_us);
+                    s->scratch.base, s->scratch.len, c->at_us, NULL);
         rows++;
     }
     return rows;
@@ -1635,7 +1642,7 @@ static size_t emit_history(opsc_store_t *s, col_t *k, const store_entry_t *e) {
         }
         history_row(k, &hid, &e->id, act, opsc_status_name(c->old_status),
                     opsc_status_name(c->new_status), c->actor, sizeof(c->actor), cb->base, cb->len,
-                    c->at_us);
+                    c->at_us, c->notes);
         rows++;
     }
     return rows;

@@ -159,3 +159,25 @@ metric() {
     m=$(curl -s --max-time 10 "$BASE/metrics")
     awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? 0 : v) }' <<<"$m"
 }
+
+# ---- REST calls ---------------------------------------------------------------
+# curl_j METHOD PATH TOKEN [BODY [CONTENT_TYPE]]: prints "STATUS BODY".
+curl_j() {
+    local args=(-s -o "$TMP/body" -w '%{http_code}' -X "$1" "$BASE$2")
+    [[ -n $3 ]] && args+=(-H "Authorization: Bearer $3")
+    [[ -n ${4:-} ]] && args+=(-H "Content-Type: ${5:-application/json}" --data-binary "$4")
+    local code
+    code=$(curl "${args[@]}")
+    echo "$code $(cat "$TMP/body")"
+}
+# expect STATUS "STATUS BODY" WHAT
+expect() { [[ ${2%% *} == "$1" ]] || fail "$3: expected $1, got: ${2:0:600}"; }
+# py 'EXPR over d' <<< "STATUS BODY": a Python expression over the JSON body.
+py() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().split(' ',1)[1]); print(($1))"; }
+# new_token NAME ROLE: a new API token made with the bootstrap admin token.
+new_token() {
+    local r
+    r=$(curl_j POST /api/v1/tokens "$OPSC_ADMIN_TOKEN" "{\"name\": \"$1\", \"role\": \"$2\"}")
+    expect 201 "$r" "token $1"
+    py 'd["token"]' <<<"$r"
+}
