@@ -37,7 +37,7 @@ endfunction()
 function(opsc_add_fuzzer name corpus seconds)
     add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/${name}.c)
     target_link_libraries(${name} PRIVATE opsc_core)
-    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
     opsc_target_warnings(${name})
     set(flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
               -fno-omit-frame-pointer)

@@ -27,7 +27,8 @@
  * route's limit -> 413 (at once when declared), wrong body type -> 415,
  * malformed -> 400, headers not complete within header_timeout_ms of the
  * first byte or a body silent for body_timeout_ms -> 408; each of these
- * closes the connection after the response. Connections beyond
+ * closes the connection after the response. A complete request whose
+ * handler answers later is never timed out meanwhile. Connections beyond
  * max_connections are accepted and closed at once (counted). A TLS client
  * that does not finish its handshake within tls_handshake_timeout_ms is
  * closed.

@@ -61,6 +61,7 @@ struct opsc_transport_s {
     const opsc_transport_vtable_t *vt;
     void *data;                   /* the owner's */
     struct opsc__tls_conn_s *tls; /* TLS state; NULL for plain TCP */
+    void *impl;                   /* a test transport's state; NULL for TCP and TLS */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     opsc_transport_alloc_cb alloc_cb;

@@ -1100,7 +1100,7 @@ static void conn_read_cb(opsc_transport_t *t, ssize_t nread, const uv_buf_t *buf
     }
     c->in.len += (size_t)nread;
     c->in.base[c->in.len] = '\0';
-    if (c->state == OPSC__HTTP_BODY) {
+    if (c->state == OPSC__HTTP_BODY && !c->awaiting_response) {
         conn_arm_timer(c, c->srv->opts.body_timeout_ms); /* body idle: reset by every read */
     }
     conn_process(c);
@@ -1200,7 +1200,15 @@ static void conn_process_input(opsc__http_conn_t *c) {
             c->in_off += (size_t)(llhttp_get_error_pos(&c->parser) - p);
             llhttp_resume(&c->parser);
             if (c->in_request) {
-                c->awaiting_response = 1; /* the handler answers later */
+                /*
+                 * The handler answers later. The request is complete: no
+                 * request timeout runs meanwhile (a 408 would answer it a
+                 * second time); the answer arms the idle timer.
+                 */
+                c->awaiting_response = 1;
+                if (c->timer_open) {
+                    uv_timer_stop(&c->timer);
+                }
             }
         } else if (err == HPE_PAUSED_UPGRADE && c->upgrade != NULL) {
             c->in_off += (size_t)(llhttp_get_error_pos(&c->parser) - p);
@@ -1328,45 +1336,31 @@ static void conn_set_peer(opsc__http_conn_t *c) {
     }
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-    opsc__http_listener_t *l = server->data;
-    opsc_ops_server_t *srv = l->srv;
-    opsc__http_conn_t *c;
-    unsigned long long suppressed = 0;
-    int err;
+/* A connection object for srv, its transport not yet initialised. */
+static opsc__http_conn_t *conn_alloc(opsc_ops_server_t *srv) {
+    opsc__http_conn_t *c = opsc_calloc(1, sizeof(*c));
 
-    if (status < 0) {
-        srv->accept_errors++;
-        if (opsc_log_ratelimit_ok(&opsc__http_log_rl, &suppressed)) {
-            opsc_log_warn(LOG_COMP, "accept on %s: %s", l->name, uv_strerror(status));
-        }
-        return;
-    }
-    c = opsc_calloc(1, sizeof(*c));
     if (c == NULL) {
-        /* The pending connection stays in the backlog; libuv retries on the next wake-up. */
-        srv->accept_errors++;
-        return;
+        return NULL;
     }
     c->srv = srv;
     opsc__http_list_init(&c->link);
     req_reset(&c->req);
-    err = l->tls ? opsc_transport_tls_init(srv->loop, &c->tx, srv->tls)
-                 : opsc_transport_tcp_init(srv->loop, &c->tx);
-    if (err != 0) {
-        srv->accept_errors++;
-        opsc_free(c);
-        return;
-    }
+    return c;
+}
+
+/* The transport is initialised: from now on the memory is freed by close callbacks. */
+static void conn_link(opsc__http_conn_t *c) {
     c->tx.data = c;
     c->handles = 1;
-    srv->live++;
-    opsc__http_list_insert_tail(&srv->conns, &c->link);
-    if (uv_accept(server, (uv_stream_t *)&c->tx.tcp) != 0) {
-        srv->accept_errors++;
-        conn_close(c);
-        return;
-    }
+    c->srv->live++;
+    opsc__http_list_insert_tail(&c->srv->conns, &c->link);
+}
+
+/* An accepted (or attached) connection: count it, or refuse it when full; then read. */
+static void conn_begin(opsc__http_conn_t *c, int tls) {
+    opsc_ops_server_t *srv = c->srv;
+
     if (srv->closing || srv->nconns >= srv->opts.max_connections) {
         srv->rejected++;
         conn_close(c);
@@ -1387,13 +1381,69 @@ static void on_connection(uv_stream_t *server, int status) {
     llhttp_init(&c->parser, HTTP_REQUEST, &opsc__http_settings);
     c->parser.data = c;
     c->state = OPSC__HTTP_IDLE;
-    if (l->tls) {
+    if (tls) {
         c->handshaking = 1;
         conn_arm_timer(c, srv->opts.tls_handshake_timeout_ms);
     } else {
         conn_arm_timer(c, srv->opts.idle_timeout_ms);
     }
     conn_read_start(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    opsc__http_listener_t *l = server->data;
+    opsc_ops_server_t *srv = l->srv;
+    opsc__http_conn_t *c;
+    unsigned long long suppressed = 0;
+    int err;
+
+    if (status < 0) {
+        srv->accept_errors++;
+        if (opsc_log_ratelimit_ok(&opsc__http_log_rl, &suppressed)) {
+            opsc_log_warn(LOG_COMP, "accept on %s: %s", l->name, uv_strerror(status));
+        }
+        return;
+    }
+    c = conn_alloc(srv);
+    if (c == NULL) {
+        /* The pending connection stays in the backlog; libuv retries on the next wake-up. */
+        srv->accept_errors++;
+        return;
+    }
+    err = l->tls ? opsc_transport_tls_init(srv->loop, &c->tx, srv->tls)
+                 : opsc_transport_tcp_init(srv->loop, &c->tx);
+    if (err != 0) {
+        srv->accept_errors++;
+        opsc_free(c);
+        return;
+    }
+    conn_link(c);
+    if (uv_accept(server, (uv_stream_t *)&c->tx.tcp) != 0) {
+        srv->accept_errors++;
+        conn_close(c);
+        return;
+    }
+    conn_begin(c, l->tls);
+}
+
+int opsc__http_conn_attach(opsc_ops_server_t *srv, opsc__http_transport_init_fn init, void *arg,
+                           opsc__http_conn_t **out) {
+    opsc__http_conn_t *c = conn_alloc(srv);
+    int err;
+
+    *out = NULL;
+    if (c == NULL) {
+        return OPSC_ENOMEM;
+    }
+    err = init(srv->loop, &c->tx, arg);
+    if (err != 0) {
+        opsc_free(c);
+        return err;
+    }
+    conn_link(c);
+    conn_begin(c, 0);
+    *out = c;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1489,30 +1539,18 @@ static void ignore_sigpipe(void) {
     }
 }
 
-int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts,
-                          opsc_ops_server_t **out, char *errbuf, size_t errlen) {
-    opsc_ops_server_t *srv = NULL;
-    int err = 0;
-    int i;
+/* The server object with the defaults applied and the operations routes; no listener yet. */
+static opsc_ops_server_t *server_new(uv_loop_t *loop, const opsc_ops_server_options_t *opts) {
+    opsc_ops_server_t *srv = opsc_calloc(1, sizeof(*srv));
 
-    *out = NULL;
-    ignore_sigpipe();
-    if (opts == NULL || opts->listen == NULL || opts->listen->count < 0 ||
-        opts->listen->count > OPSC_LISTEN_MAX ||
-        (opts->tls_listen != NULL &&
-         (opts->tls_listen->count < 0 || opts->tls_listen->count > OPSC_LISTEN_MAX)) ||
-        opts->listen->count + (opts->tls_listen != NULL ? opts->tls_listen->count : 0) == 0) {
-        opsc_errbuf_printf(errbuf, errlen, "http.listen: no address to listen on");
-        return OPSC_ECONFIG;
-    }
-    srv = opsc_calloc(1, sizeof(*srv));
     if (srv == NULL) {
-        opsc_errbuf_printf(errbuf, errlen, "http: out of memory");
-        return OPSC_ENOMEM;
+        return NULL;
     }
     srv->loop = loop;
     srv->opts = *opts;
-    srv->listen = *opts->listen;
+    if (opts->listen != NULL) {
+        srv->listen = *opts->listen;
+    }
     srv->opts.listen = &srv->listen;
     if (srv->opts.max_connections <= 0) {
         srv->opts.max_connections = OPSC__HTTP_DEFAULT_MAX_CONNECTIONS;
@@ -1551,6 +1589,40 @@ int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts
     srv->tables[0].n = sizeof(opsc__http_routes) / sizeof(opsc__http_routes[0]);
     srv->ntables = 1;
     opsc__http_list_init(&srv->conns);
+    return srv;
+}
+
+int opsc__http_server_create(uv_loop_t *loop, const opsc_ops_server_options_t *opts,
+                             opsc_ops_server_t **out) {
+    opsc_ops_server_options_t o = *opts;
+
+    o.listen = NULL;
+    o.tls_listen = NULL;
+    *out = server_new(loop, &o);
+    return *out != NULL ? 0 : OPSC_ENOMEM;
+}
+
+int opsc_ops_server_start(uv_loop_t *loop, const opsc_ops_server_options_t *opts,
+                          opsc_ops_server_t **out, char *errbuf, size_t errlen) {
+    opsc_ops_server_t *srv = NULL;
+    int err = 0;
+    int i;
+
+    *out = NULL;
+    ignore_sigpipe();
+    if (opts == NULL || opts->listen == NULL || opts->listen->count < 0 ||
+        opts->listen->count > OPSC_LISTEN_MAX ||
+        (opts->tls_listen != NULL &&
+         (opts->tls_listen->count < 0 || opts->tls_listen->count > OPSC_LISTEN_MAX)) ||
+        opts->listen->count + (opts->tls_listen != NULL ? opts->tls_listen->count : 0) == 0) {
+        opsc_errbuf_printf(errbuf, errlen, "http.listen: no address to listen on");
+        return OPSC_ECONFIG;
+    }
+    srv = server_new(loop, opts);
+    if (srv == NULL) {
+        opsc_errbuf_printf(errbuf, errlen, "http: out of memory");
+        return OPSC_ENOMEM;
+    }
 
     if (srv->tls_listen.count > 0) {
         /* Before any socket: a bad certificate is a config error, not a half-started server. */
@@ -1631,6 +1703,8 @@ void opsc_ops_server_close(opsc_ops_server_t *srv, void (*done)(void *arg), void
         /* Others finish their request; the answer says Connection: close. */
     }
     opsc_log_info(LOG_COMP, "closing: %d connection(s) finishing", srv->nconns);
+    /* Only a server without listeners (opsc__http_server_create) can have nothing to wait for. */
+    maybe_finish(srv);
 }
 
 void opsc_ops_server_abort(opsc_ops_server_t *srv) {

@@ -218,4 +218,34 @@ const char *opsc__http_req_header(const opsc__http_req_t *req, const char *name)
 /** IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") of t into out (>= 30 bytes). */
 void opsc__http_format_date(int64_t t, char *out, size_t outlen);
 
+/*
+ * In-process seam for the HTTP fuzzer (tests/fuzz/fuzz_http_request.c) and
+ * unit tests: the whole request path (parser, limits, routing, answers)
+ * over a transport of the caller's, no listener and no socket. The test
+ * transport (tests/support/mem_transport.h) keeps its state in t->impl.
+ */
+
+/**
+ * A server with no listener: opts as for opsc_ops_server_start, with listen
+ * and tls_listen ignored. Add routes as usual; end it with
+ * opsc_ops_server_close (then run the loop until done): with no connection
+ * left open, done runs before close returns.
+ */
+int opsc__http_server_create(uv_loop_t *loop, const opsc_ops_server_options_t *opts,
+                             opsc_ops_server_t **out);
+
+/** Initialise t in place (set t->vt and anything the transport needs); 0 or a negative error. */
+typedef int (*opsc__http_transport_init_fn)(uv_loop_t *loop, opsc_transport_t *t, void *arg);
+
+/**
+ * Serve one more connection on srv, as if accepted from a plain listener,
+ * over the transport that init(loop, &c->tx, arg) sets up. On success the
+ * connection is counted (or refused and closed, like an accept beyond
+ * max_connections), reading has started, and *out is the connection: valid
+ * until its transport's close callback ran. On failure (init's error, or
+ * OPSC_ENOMEM) nothing was created. Only the fuzzer and tests use this.
+ */
+int opsc__http_conn_attach(opsc_ops_server_t *srv, opsc__http_transport_init_fn init, void *arg,
+                           opsc__http_conn_t **out);
+
 #endif

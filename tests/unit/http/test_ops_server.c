@@ -39,6 +39,7 @@
 #include "opsc/http.h"
 #include "opsc/log.h"
 #include "opsc/ops_server.h"
+#include "support/mem_transport.h"
 
 #define SAFETY_MS 30000
 #define CLIENT_TIMEOUT_S 5
@@ -377,6 +378,15 @@ static void tune_limits(fixture_t *fx) {
 
 static int setup_limits(void **state) {
     return fx_setup(state, AF_INET, "127.0.0.1", tune_limits);
+}
+
+/* A body timeout shorter than /later takes to answer (50 ms). */
+static void tune_short_body(fixture_t *fx) {
+    fx->opts.body_timeout_ms = 20;
+}
+
+static int setup_short_body(void **state) {
+    return fx_setup(state, AF_INET, "127.0.0.1", tune_short_body);
 }
 
 static int setup_maxconn(void **state) {
@@ -1693,22 +1703,42 @@ static void test_error_helpers(void **state) {
     cli_close(c);
 }
 
-static void test_async_answer_in_order(void **state) {
-    fixture_t *fx = *state;
+/* GET /later answers 200 "later" 50 ms after it arrives; a pipelined GET /health waits its turn. */
+static void later_then_health(fixture_t *fx, const char *first, const char *rest) {
     client_t *c = cli_connect(fx);
     response_t r;
 
-    /* The first answer comes 50 ms later; the second request waits its turn. */
-    cli_sends(c, "GET /later HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    cli_sends(c, first);
     assert_int_equal(cli_read_response(c, &r, 0), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "later");
     resp_free(&r);
+    if (rest != NULL) {
+        cli_sends(c, rest);
+    }
     assert_int_equal(cli_read_response(c, &r, 0), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"status\":\"ok\"}");
     resp_free(&r);
     cli_close(c);
+}
+
+static void test_async_answer_in_order(void **state) {
+    later_then_health(
+        *state, "GET /later HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        NULL);
+}
+
+/*
+ * Found by fuzz_http_request: a complete request whose handler answers later
+ * than body_timeout_ms got "408 request body not received in time" and its
+ * connection closed, so the handler ran and the client was told it failed.
+ * No request timeout runs while the handler works; a pipelined byte read
+ * meanwhile does not restart one either.
+ */
+static void test_async_answer_after_body_timeout(void **state) {
+    later_then_health(*state, "GET /later HTTP/1.1\r\nHost: t\r\n\r\nG",
+                      "ET /health HTTP/1.1\r\nHost: t\r\n\r\n");
 }
 
 static void test_configured_limits(void **state) {
@@ -1849,6 +1879,78 @@ static void test_tls_config_errors(void **state) {
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void set_flag(void *arg) {
+    *(int *)arg = 1;
+}
+
+/* Pump the in-memory connection and the loop until it closed (bounded). */
+static void mem_run(uv_loop_t *loop, opsc_test_mem_t *m) {
+    for (int i = 0; i < 100 && !m->close_done; i++) {
+        (void)opsc_test_mem_pump(m);
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+}
+
+/*
+ * The in-process seam the HTTP fuzzer uses (opsc__http_server_create,
+ * opsc__http_conn_attach, tests/support/mem_transport.h): pipelined
+ * requests and a half-close with no socket, answered in order, then closed.
+ */
+static void test_mem_connection(void **state) {
+    static const char reqs[] = "POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 2\r\n\r\n{}"
+                               "GET /err/x?q=1 HTTP/1.1\r\n\r\n"
+                               "GET /nope HTTP/1.1\r\n\r\n"
+                               "GET /health HTTP/1.0\r\n\r\n"
+                               "GET /health HTTP/1.1\r\n\r\n";
+    opsc_ops_server_options_t opts = {.max_body_bytes = 1024};
+    opsc_ops_server_t *srv = NULL;
+    opsc__http_conn_t *c = NULL;
+    opsc_test_mem_t m;
+    uv_loop_t loop;
+    const char *w;
+    int done = 0;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    opsc_log_set_level(OPSC_LOG_WARN);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(opsc__http_server_create(&loop, &opts, &srv), 0);
+    assert_int_equal(opsc_ops_server_add_routes(srv, test_routes,
+                                                sizeof(test_routes) / sizeof(test_routes[0]), NULL),
+                     0);
+    assert_int_equal(opsc__http_conn_attach(srv, opsc_test_mem_init, &m, &c), 0);
+    assert_non_null(c);
+    assert_int_equal(opsc_ops_server_connections(srv), 1);
+    assert_int_equal(opsc_test_mem_send(&m, reqs, sizeof(reqs) - 1), 0);
+    m.read_max = 7; /* requests split across reads */
+    m.eof = 1;
+    mem_run(&loop, &m);
+    assert_null(m.violation);
+    assert_true(m.close_done);
+    w = m.wire.base;
+    assert_non_null(w);
+    w = strstr(w, "HTTP/1.1 200 OK\r\n");
+    assert_non_null(w);
+    w = strstr(w, "\r\n\r\n{}HTTP/1.1 200 OK\r\n");
+    assert_non_null(w);
+    w = strstr(w, "{\"path\":\"/err/x\",\"query\":\"q=1\"}HTTP/1.1 404 Not Found\r\n");
+    assert_non_null(w);
+    w = strstr(w, "HTTP/1.1 200 OK\r\n");
+    assert_non_null(w);
+    w = strstr(w, "Connection: close\r\n\r\n{\"status\":\"ok\"}");
+    assert_non_null(w);
+    /* The HTTP/1.0 answer closed the connection: the last request is not answered. */
+    assert_null(strstr(w + 1, "HTTP/1.1"));
+    assert_int_equal(opsc_ops_server_connections(srv), 0);
+    /* Nothing left open: close finishes at once. */
+    opsc_ops_server_close(srv, set_flag, &done);
+    assert_int_equal(done, 1);
+    opsc_test_mem_free(&m);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_date_format(void **state) {
     char buf[64];
 
@@ -1862,6 +1964,7 @@ static void test_date_format(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_date_format),
+        cmocka_unit_test(test_mem_connection),
         cmocka_unit_test_setup_teardown(test_health, setup_v4, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ready, setup_v4, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_endpoint, setup_v4, fx_teardown),
@@ -1893,6 +1996,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_route_body_limit, setup_v4, fx_teardown),
         cmocka_unit_test_setup_teardown(test_error_helpers, setup_v4, fx_teardown),
         cmocka_unit_test_setup_teardown(test_async_answer_in_order, setup_v4, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_answer_after_body_timeout, setup_short_body,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_configured_limits, setup_limits, fx_teardown),
         cmocka_unit_test(test_tls_config_errors),
         cmocka_unit_test(test_listen_failure),
