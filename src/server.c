@@ -1006,7 +1006,9 @@ static int pool_start(opsc_server_t *srv, const char *conninfo) {
             return rc;
         }
         char err[256] = "";
-        if ((rc = opsc_ingest_create(srv->pool, NULL, &srv->ingest, err, sizeof(err))) != 0 ||
+        opsc_ingest_options_t io = {.severity_map = srv->cfg.webhooks.severity_map,
+                                    .default_category = srv->cfg.webhooks.default_category};
+        if ((rc = opsc_ingest_create(srv->pool, &io, &srv->ingest, err, sizeof(err))) != 0 ||
             (rc = opsc_ingest_add_routes(srv->ingest, srv->http)) != 0) {
             if (err[0]) {
                 opsc_log_err(LOG, "%s", err);
@@ -1580,6 +1582,11 @@ int opsc_server_start(opsc_server_t *srv, char *errbuf, size_t errlen) {
         opsc_spool_set_synced_cb(srv->spool, on_spool_synced, srv);
     }
     if ((rc = dns_start(srv, errbuf, errlen)) != 0) {
+        goto error;
+    }
+    opsc_ingest_options_t io = {.severity_map = srv->cfg.webhooks.severity_map,
+                                .default_category = srv->cfg.webhooks.default_category};
+    if ((rc = opsc_ingest_check_options(&io, errbuf, errlen)) != 0) {
         goto error;
     }
     if ((rc = pipeline_start(srv, errbuf, errlen)) == 0 && srv->ingest) {

@@ -135,6 +135,11 @@ typedef struct opsc_config_s {
     } stream;
 
     struct {
+        char *severity_map;     /* JSON object text: label value -> severity; NULL: built-in */
+        char *default_category; /* NULL: "application" */
+    } webhooks;
+
+    struct {
         opsc_listen_list_t listen;
         opsc_strlist_t communities; /* empty: any community */
         opsc_engine_id_t engine_id; /* len 0: generated, kept in the data dir */

@@ -44,6 +44,9 @@ typedef struct opsc_ingest_options_s {
     const char *default_category; /* webhooks without a category label; NULL: "application" */
 } opsc_ingest_options_t;
 
+/** Check the options (severity map values, category) as opsc_ingest_create would. 0 or
+ * OPSC_ECONFIG. */
+int opsc_ingest_check_options(const opsc_ingest_options_t *o, char *errbuf, size_t errlen);
 int opsc_ingest_create(opsc_pg_pool_t *pool, const opsc_ingest_options_t *o, opsc_ingest_t **out,
                        char *errbuf, size_t errlen);
 /** The pipeline events go to (NULL while there is none: requests get 503). */

@@ -294,6 +294,40 @@ const char *opsc__ingest_default_category(const opsc_ingest_t *g) {
     return g->default_category;
 }
 
+int opsc_ingest_check_options(const opsc_ingest_options_t *o, char *errbuf, size_t errlen) {
+    if (o && o->severity_map && *o->severity_map) {
+        json_error_t je;
+        json_t *m = json_loads(o->severity_map, 0, &je);
+        if (!json_is_object(m)) {
+            snprintf(errbuf, errlen, "webhooks.severity_map: not a JSON object (%s)",
+                     m ? "another JSON value" : je.text);
+            json_decref(m);
+            return OPSC_ECONFIG;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(m, k, v) {
+            opsc_severity_t sev;
+            if (!json_is_string(v) || opsc_severity_parse(json_string_value(v), &sev) != 0) {
+                snprintf(errbuf, errlen,
+                         "webhooks.severity_map: \"%.60s\" maps to no severity (critical, major, "
+                         "minor, warning, info, clear)",
+                         k);
+                json_decref(m);
+                return OPSC_ECONFIG;
+            }
+        }
+        json_decref(m);
+    }
+    opsc_category_t cat;
+    if (o && o->default_category && opsc_category_parse(o->default_category, &cat) != 0) {
+        snprintf(errbuf, errlen, "webhooks.default_category: unknown category \"%.60s\"",
+                 o->default_category);
+        return OPSC_ECONFIG;
+    }
+    return 0;
+}
+
 int opsc_ingest_create(opsc_pg_pool_t *pool, const opsc_ingest_options_t *o, opsc_ingest_t **out,
                        char *errbuf, size_t errlen) {
     opsc_ingest_t *g = opsc_calloc(1, sizeof(*g));
@@ -302,27 +336,18 @@ int opsc_ingest_create(opsc_pg_pool_t *pool, const opsc_ingest_options_t *o, ops
     }
     g->pool = pool;
     g->max_pending = o && o->max_pending ? o->max_pending : PENDING_DEFAULT;
-    if (o && o->severity_map && *o->severity_map) {
-        json_error_t je;
-        g->severity_map = json_loads(o->severity_map, 0, &je);
-        if (!json_is_object(g->severity_map)) {
-            snprintf(errbuf, errlen, "webhooks severity map: not a JSON object (%s)", je.text);
-            opsc_ingest_destroy(g);
-            return OPSC_ECONFIG;
-        }
+    int rc = opsc_ingest_check_options(o, errbuf, errlen);
+    if (rc == 0 && o && o->severity_map && *o->severity_map) {
+        g->severity_map = json_loads(o->severity_map, 0, NULL);
+        rc = g->severity_map ? 0 : OPSC_ENOMEM;
     }
-    if (o && o->default_category) {
-        opsc_category_t cat;
-        if (opsc_category_parse(o->default_category, &cat) != 0) {
-            snprintf(errbuf, errlen, "webhooks default category: unknown category \"%s\"",
-                     o->default_category);
-            opsc_ingest_destroy(g);
-            return OPSC_ECONFIG;
-        }
-        if (!(g->default_category = opsc_strdup(o->default_category))) {
-            opsc_ingest_destroy(g);
-            return OPSC_ENOMEM;
-        }
+    if (rc == 0 && o && o->default_category &&
+        !(g->default_category = opsc_strdup(o->default_category))) {
+        rc = OPSC_ENOMEM;
+    }
+    if (rc != 0) {
+        opsc_ingest_destroy(g);
+        return rc;
     }
     *out = g;
     return 0;

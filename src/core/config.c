@@ -125,6 +125,14 @@ const opsc_config_key_t opsc_config_keys[] = {
               10 * OPSC__MS_M, 0, 0,
               "WebSocket feed: ping every interval; a client that has not answered the last ping "
               "by the next is closed."),
+    OPSC__KEY("webhooks.severity_map", OPSC_CFG_STRING, webhooks.severity_map, NULL, 0, 0, 0, 0,
+              "Alertmanager and Grafana webhooks: JSON object from labels.severity values "
+              "(case-insensitive) to our severities, e.g. {\"page\": \"critical\", \"ticket\": "
+              "\"minor\"}; unset: critical, high/error/major, warning/warn, minor/medium, "
+              "low/info/none, page as their obvious severities, anything else warning."),
+    OPSC__KEY("webhooks.default_category", OPSC_CFG_STRING, webhooks.default_category,
+              "application", 0, 0, 0, 0,
+              "Category of a webhook alert whose labels name none of ours (labels.category)."),
     OPSC__KEY("snmp.listen", OPSC_CFG_LISTEN_UDP, snmp.listen, "udp:0.0.0.0:162,udp6:[::]:162",
               0, 0, 0, 0,
               "UDP addresses that receive SNMP traps and informs: comma-separated "

@@ -1182,13 +1182,13 @@ void opsc_http_upgraded_close(opsc_http_conn_t *c) {
 static void conn_process_input(opsc__http_conn_t *c) {
     while (!c->closing && c->state < OPSC__HTTP_DRAINING && !c->awaiting_response &&
            c->upgrade == NULL) {
-        const char *p = c->in.base + c->in_off;
         size_t avail = c->in.len - c->in_off;
         llhttp_errno_t err;
 
         if (avail == 0) {
-            break;
+            break; /* before any pointer arithmetic: in.base may still be NULL */
         }
+        const char *p = c->in.base + c->in_off;
         if (c->out.len + c->wbuf.len >= OPSC__HTTP_OUT_HIGH_WATER) {
             conn_read_stop(c);
             return; /* conn_write_cb resumes */

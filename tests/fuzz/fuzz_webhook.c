@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "opsc/error.h"
+#include "opsc/event.h"
 #include "opsc/webhook.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -101,6 +102,26 @@ static void check_event(const json_t *ev) {
     }
 }
 
+/*
+ * The events validator (POST /events and every webhook end there): an alert,
+ * or at least one error naming a field, never both, never neither.
+ */
+static void validate(const json_t *ev) {
+    json_t *errors = json_array();
+    opsc_alert_t *a = NULL;
+    int rc = opsc_event_from_json(ev, 0, 1700000000000000, &a, errors);
+    if (!errors || (rc == 0) != (a != NULL) || (rc == 0) != (json_array_size(errors) == 0) ||
+        (rc != 0 && rc != OPSC_EPARSE && rc != OPSC_ENOMEM)) {
+        abort();
+    }
+    if (a && (!a->title || !a->alert_type || !a->source_system || !a->source_alert_id ||
+              (!a->device_ip && !a->device_name) || strlen(a->fingerprint) == 0)) {
+        abort();
+    }
+    opsc_alert_free(a);
+    json_decref(errors);
+}
+
 static void check(int rc, json_t *events, const char *err) {
     size_t i;
     json_t *ev;
@@ -112,6 +133,7 @@ static void check(int rc, json_t *events, const char *err) {
     }
     json_array_foreach(events, i, ev) {
         check_event(ev);
+        validate(ev);
     }
     json_decref(events);
 }
@@ -138,6 +160,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_object_del(config, "items"); /* the body itself: one item, or an array of them */
         err[0] = '\0';
         check(opsc_webhook_generic(body, config, &events, err, sizeof(err)), events, err);
+        /* The body as a POST /events item itself, or each item of an array. */
+        if (json_is_array(body)) {
+            size_t i;
+            json_t *ev;
+            json_array_foreach(body, i, ev) {
+                validate(ev);
+            }
+        } else {
+            validate(body);
+        }
     }
     char header[80];
     size_t hl = size < sizeof(header) - 1 ? size : sizeof(header) - 1;

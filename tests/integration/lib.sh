@@ -12,7 +12,15 @@ chmod 755 "$TMP"
 CLEANUP_PIDS=()
 EXT_PG=""
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# fail MESSAGE: with the end of the server's log, when there is one (a sanitizer's report is there).
+fail() {
+    echo "FAIL: $*" >&2
+    if [[ -s ${TMP:-}/server.log ]]; then
+        echo "--- last lines of $TMP/server.log:" >&2
+        tail -n 60 "$TMP/server.log" >&2
+    fi
+    exit 1
+}
 ok() { echo "ok - $*"; }
 
 cleanup() {

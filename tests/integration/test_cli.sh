@@ -7,6 +7,10 @@ out=$("$BIN" --version); [[ $out == "opsconductord "[0-9]* ]] || fail "--version
 out=$("$BIN" --help); [[ $out == *--check-config* ]] || fail "--help"
 out=$("$BIN" --help-config); [[ $out == *OPSC_DATABASE_URL* && $out == *OPSC_SNMP_V3_USERS* ]] || fail "--help-config"
 ok "--version, --help, --help-config"
+# The README's configuration reference is --help-config's table, row for row.
+diff <(grep '^| `' <<<"$out") <(grep -E '^\| `[a-z0-9_.]+` \| `OPSC_' "$TEST_OPSC_SOURCE_DIR/README.md") >"$TMP/readme.diff" ||
+    { cat "$TMP/readme.diff"; fail "README's configuration table differs from --help-config"; }
+ok "README's configuration table is --help-config's"
 
 expect_config_error() { # name key file-or-empty [env...]
     local name=$1 key=$2 conf=$3; shift 3
