@@ -93,6 +93,54 @@ ok "400 truncated/invalid UTF-8/duplicate keys, 415, 401, 403 for viewer, 413 ov
 [[ $(metric 'opsc_ingest_invalid_total{endpoint="events"}') == 5 ]] || fail "invalid metric: $(metric 'opsc_ingest_invalid_total{endpoint="events"}')"
 ok "metrics: requests, accepted events, invalid requests"
 
+# A few thousand hostile API requests over keep-alive: never a 5xx, never a hang, nothing stored.
+before=$(q "SELECT count(*) FROM alerts")
+BASE="$BASE" TOK="$ING" ADMIN="$OPSC_ADMIN_TOKEN" python3 - >"$TMP/hostile.log" 2>&1 <<'PY' || { cat "$TMP/hostile.log"; fail "hostile API requests"; }
+import http.client, json, os, random, urllib.parse
+random.seed(7)
+u = urllib.parse.urlparse(os.environ["BASE"])
+ok_status = {200, 202, 400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 431}
+bodies = [b'{"title": ', b'\xff\xfe\xfd', b'{"a":' * 5000, b'[' * 3000, b'{"severity": 1e999999}',
+          b'{"title": "x\u0000y", "severity": "info", "alert_type": "t"}', b'null', b'[]' , b'"' + b'a' * 100000,
+          json.dumps([{"severity": "info"}] * 1001).encode(), b'{"device_ip": "1.2.3.4", "severity": "info", "alert_type": "t", "title": "x", "tags": {"a": 1}}',
+          b'{"device_ip": "\'; DROP TABLE alerts; --", "severity": "info", "alert_type": "t", "title": "x"}',
+          b'{"device_ip": "10.0.0.1", "severity": "info", "alert_type": "' + b'x' * 101 + b'", "title": "x"}',
+          b'{"device_name": "d", "severity": "info", "alert_type": "t", "title": "t", "occurred_at": "2026-13-45T99:99:99Z"}']
+queries = ["status=active';--", "q=%27%3B%20DROP%20TABLE%20alerts%3B--", "severity=%ff%fe", "sort=;DELETE", "limit=-1",
+           "limit=99999999999999999999", "since=yesterday", "tag=" + "%" * 50, "offset=1e9", "device_ip=1.2.3.4%00"]
+conn, n, bad = None, 0, []
+for i in range(2500):
+    if conn is None or i % 50 == 0:
+        if conn: conn.close()
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    kind = i % 4
+    try:
+        if kind == 3:
+            path = "/api/v1/alerts?" + random.choice(queries)
+            conn.request("GET", path, headers={"Authorization": "Bearer " + os.environ["ADMIN"]})
+        else:
+            path = random.choice(["/api/v1/events", "/api/v1/webhooks/alertmanager", "/api/v1/webhooks/grafana",
+                                  "/api/v1/alerts/bulk", "/api/v1/alerts/00000000-0000-4000-8000-000000000000/acknowledge"])
+            tok = os.environ["ADMIN"] if "alerts" in path else os.environ["TOK"]
+            conn.request("POST", path, body=random.choice(bodies),
+                         headers={"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        n += 1
+        if r.status not in ok_status:
+            bad.append((path, r.status))
+        if r.getheader("Connection", "").lower() == "close":
+            conn.close(); conn = None
+    except (ConnectionError, http.client.HTTPException) as e:
+        conn = None
+print(n, "answered;", len(bad), "unexpected:", bad[:10])
+assert n >= 2400 and not bad
+PY
+sleep 0.5
+[[ $(q "SELECT count(*) FROM alerts") == "$before" ]] || fail "hostile requests stored alerts"
+[[ $(http_code "$BASE/health") == 200 ]] || fail "server unhealthy after hostile requests"
+ok "2,500 hostile API requests (bad JSON, invalid UTF-8, deep nesting, NULs, SQL in filters, oversized): no 5xx, nothing stored, still healthy"
+
 # Durability: the 202 means journal-synced or committed; kill -9 right after it loses nothing.
 r=$(curl_j POST /api/v1/events "$ING" "[$(ev k1), $(ev k2), $(ev k3)]")
 expect 202 "$r" "before kill"
