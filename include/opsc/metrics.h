@@ -34,6 +34,15 @@ void opsc_metrics_format_value(double v, char *out, size_t outlen);
 /** A family with a single unlabelled sample: family() + sample_u64() in one call. */
 void opsc_metrics_one_u64(opsc_buf_t *out, const char *name, const char *type, const char *help,
                           uint64_t value);
+/**
+ * A histogram family: `le` holds n upper bounds (ascending), `buckets` the
+ * cumulative count for each (observations <= le[i]); `count` and `sum` are
+ * the totals (the +Inf bucket is `count`).
+ */
+void opsc_metrics_histogram(opsc_buf_t *out, const char *name, const char *help, const double *le,
+                            const uint64_t *buckets, size_t n, uint64_t count, double sum);
+/** Count one observation `v` into cumulative `buckets` of bounds `le` (n of them). */
+void opsc_metrics_observe(const double *le, uint64_t *buckets, size_t n, double v);
 /** Escape a label value (backslash, quote, newline) into out. */
 void opsc_metrics_escape(opsc_buf_t *out, const char *value);
 

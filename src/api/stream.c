@@ -124,7 +124,12 @@ typedef struct pend_s {
     char id[37];
     const char *event;
     uint64_t seq;
+    uint64_t t_ns; /* uv_hrtime() when the change was committed (or announced) */
 } pend_t;
+
+/* Delivery latency: from a change's commit to its frame queued for every client. */
+static const double delivery_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+#define DELIVERY_BUCKETS (sizeof(delivery_le) / sizeof(delivery_le[0]))
 
 struct opsc_stream_s {
     uv_loop_t *loop;
@@ -147,6 +152,8 @@ struct opsc_stream_s {
     /* counters */
     uint64_t n_connects, n_frames, n_coalesced, n_slow_closed, n_protocol_closed, n_local, n_remote,
         n_notify_errors, n_snapshots, n_fetch_errors, n_dead;
+    uint64_t delivery_bucket[DELIVERY_BUCKETS], n_delivered;
+    double delivery_sum;
 };
 
 static void pump(opsc_stream_t *st);
@@ -448,6 +455,7 @@ static void pend_add(opsc_stream_t *st, const char *id, const char *event) {
     snprintf(p->id, sizeof(p->id), "%s", id);
     p->event = event;
     p->seq = ++st->pend_seq;
+    p->t_ns = uv_hrtime();
 }
 
 typedef struct fetch_s {
@@ -456,7 +464,7 @@ typedef struct fetch_s {
     size_t n;
 } fetch_t;
 
-static const char *fetch_event(const fetch_t *f, const char *id) {
+static const pend_t *fetch_find(const fetch_t *f, const char *id) {
     pend_t key;
     snprintf(key.id, sizeof(key.id), "%s", id ? id : "");
     size_t lo = 0, hi = f->n;
@@ -464,7 +472,7 @@ static const char *fetch_event(const fetch_t *f, const char *id) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(f->ids[mid].id, key.id);
         if (c == 0) {
-            return f->ids[mid].event;
+            return &f->ids[mid];
         }
         if (c < 0) {
             lo = mid + 1;
@@ -472,7 +480,7 @@ static const char *fetch_event(const fetch_t *f, const char *id) {
             hi = mid;
         }
     }
-    return "alert.updated";
+    return NULL;
 }
 
 static void broadcast(opsc_stream_t *st, const opsc_pg_res_t *res, const fetch_t *f) {
@@ -480,7 +488,8 @@ static void broadcast(opsc_stream_t *st, const opsc_pg_res_t *res, const fetch_t
         json_t *alert = opsc_alert_json_row(res, r, 0);
         const char *site = opsc_pg_res_value(res, r, OPSC_ALERT_JSON_NCOLS);
         const char *id = json_string_value(json_object_get(alert, "id"));
-        const char *ev = fetch_event(f, id);
+        const pend_t *pe = fetch_find(f, id);
+        const char *ev = pe ? pe->event : "alert.updated";
         frame_t *fr = NULL; /* serialized once, for the first client that wants it */
         for (client_t *cl = st->clients.next; alert && cl != &st->clients; cl = cl->next) {
             if (!cl->t || cl->closing ||
@@ -493,6 +502,12 @@ static void broadcast(opsc_stream_t *st, const opsc_pg_res_t *res, const fetch_t
                 json_decref(m);
             }
             client_send(cl, fr, id);
+        }
+        if (fr && pe) {
+            double lat = (double)(uv_hrtime() - pe->t_ns) / 1e9;
+            opsc_metrics_observe(delivery_le, st->delivery_bucket, DELIVERY_BUCKETS, lat);
+            st->n_delivered++;
+            st->delivery_sum += lat;
         }
         frame_unref(fr);
         json_decref(alert);
@@ -1075,6 +1090,11 @@ void opsc_stream_metrics(opsc_buf_t *out, void *arg) {
                          "Feed clients closed for not answering a ping", st->n_dead);
     opsc_metrics_one_u64(out, "opsc_stream_snapshots_total", "counter", "Snapshots sent",
                          st->n_snapshots);
+    opsc_metrics_histogram(out, "opsc_stream_delivery_seconds",
+                           "From a change's commit to its frame queued for every matching client "
+                           "(the alert read included)",
+                           delivery_le, st->delivery_bucket, DELIVERY_BUCKETS, st->n_delivered,
+                           st->delivery_sum);
     opsc_metrics_one_u64(out, "opsc_stream_changes_local_total", "counter",
                          "Alert changes committed by this instance", st->n_local);
     opsc_metrics_one_u64(out, "opsc_stream_changes_remote_total", "counter",

@@ -172,3 +172,27 @@ void opsc_metrics_one_u64(opsc_buf_t *out, const char *name, const char *type, c
     opsc_metrics_family(out, name, type, help);
     opsc_metrics_sample_u64(out, name, NULL, value);
 }
+
+void opsc_metrics_histogram(opsc_buf_t *out, const char *name, const char *help, const double *le,
+                            const uint64_t *buckets, size_t n, uint64_t count, double sum) {
+    char sample[128], labels[48];
+    opsc_metrics_family(out, name, "histogram", help);
+    snprintf(sample, sizeof(sample), "%s_bucket", name);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(labels, sizeof(labels), "le=\"%g\"", le[i]);
+        opsc_metrics_sample_u64(out, sample, labels, buckets[i]);
+    }
+    opsc_metrics_sample_u64(out, sample, "le=\"+Inf\"", count);
+    snprintf(sample, sizeof(sample), "%s_sum", name);
+    opsc_metrics_sample(out, sample, NULL, sum);
+    snprintf(sample, sizeof(sample), "%s_count", name);
+    opsc_metrics_sample_u64(out, sample, NULL, count);
+}
+
+void opsc_metrics_observe(const double *le, uint64_t *buckets, size_t n, double v) {
+    for (size_t i = 0; i < n; i++) {
+        if (v <= le[i]) {
+            buckets[i]++;
+        }
+    }
+}

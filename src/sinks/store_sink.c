@@ -2143,21 +2143,13 @@ static void batch_finish(opsc_store_t *s, store_batch_t *b) {
         s->max_batch = b->nchanges;
     }
     s->sum_size += (double)b->nchanges;
-    for (int i = 0; i < SIZE_BUCKETS; i++) {
-        if ((double)b->nchanges <= size_le[i]) {
-            s->size_bucket[i]++;
-        }
-    }
+    opsc_metrics_observe(size_le, s->size_bucket, SIZE_BUCKETS, (double)b->nchanges);
     s->last_lat_s = lat;
     if (lat > s->max_lat_s) {
         s->max_lat_s = lat;
     }
     s->sum_lat_s += lat;
-    for (int i = 0; i < LAT_BUCKETS; i++) {
-        if (lat <= lat_le[i]) {
-            s->lat_bucket[i]++;
-        }
-    }
+    opsc_metrics_observe(lat_le, s->lat_bucket, LAT_BUCKETS, lat);
     opsc_change_t *r = b->rhead;
     b->rhead = b->rtail = NULL;
     while (r) {
@@ -2556,28 +2548,15 @@ void opsc_store_metrics(opsc_buf_t *out, void *arg) {
                          "Changes in the last finished batch", s->last_batch);
     opsc_metrics_one_u64(out, "opsc_store_batch_changes_max", "gauge",
                          "Changes in the largest finished batch", s->max_batch);
-    char le[48];
-    opsc_metrics_family(out, "opsc_store_batch_changes", "histogram", "Changes per batch");
-    for (int i = 0; i < SIZE_BUCKETS; i++) {
-        snprintf(le, sizeof(le), "le=\"%g\"", size_le[i]);
-        opsc_metrics_sample_u64(out, "opsc_store_batch_changes_bucket", le, s->size_bucket[i]);
-    }
-    opsc_metrics_sample_u64(out, "opsc_store_batch_changes_bucket", "le=\"+Inf\"", s->n_batches);
-    opsc_metrics_sample(out, "opsc_store_batch_changes_sum", NULL, s->sum_size);
-    opsc_metrics_sample_u64(out, "opsc_store_batch_changes_count", NULL, s->n_batches);
+    opsc_metrics_histogram(out, "opsc_store_batch_changes", "Changes per batch", size_le,
+                           s->size_bucket, SIZE_BUCKETS, s->n_batches, s->sum_size);
     opsc_metrics_family(out, "opsc_store_flush_seconds_last", "gauge",
                         "Last batch: from sending to durable, retries included");
     opsc_metrics_sample(out, "opsc_store_flush_seconds_last", NULL, s->last_lat_s);
     opsc_metrics_family(out, "opsc_store_flush_seconds_max", "gauge", "Slowest batch");
     opsc_metrics_sample(out, "opsc_store_flush_seconds_max", NULL, s->max_lat_s);
-    opsc_metrics_family(out, "opsc_store_flush_seconds", "histogram", "Batch write latency");
-    for (int i = 0; i < LAT_BUCKETS; i++) {
-        snprintf(le, sizeof(le), "le=\"%g\"", lat_le[i]);
-        opsc_metrics_sample_u64(out, "opsc_store_flush_seconds_bucket", le, s->lat_bucket[i]);
-    }
-    opsc_metrics_sample_u64(out, "opsc_store_flush_seconds_bucket", "le=\"+Inf\"", s->n_batches);
-    opsc_metrics_sample(out, "opsc_store_flush_seconds_sum", NULL, s->sum_lat_s);
-    opsc_metrics_sample_u64(out, "opsc_store_flush_seconds_count", NULL, s->n_batches);
+    opsc_metrics_histogram(out, "opsc_store_flush_seconds", "Batch write latency", lat_le,
+                           s->lat_bucket, LAT_BUCKETS, s->n_batches, s->sum_lat_s);
 }
 
 /* ---- loaders ------------------------------------------------------------------------- */

@@ -309,6 +309,27 @@ static void test_metrics_escaping(void **state) {
 
 /* ---- error codes ---------------------------------------------------------------------------- */
 
+static void test_metrics_histogram(void **state) {
+    (void)state;
+    static const double le[] = {0.001, 0.01, 0.1};
+    uint64_t b[3] = {0, 0, 0};
+    opsc_metrics_observe(le, b, 3, 0.0005);
+    opsc_metrics_observe(le, b, 3, 0.05);
+    opsc_metrics_observe(le, b, 3, 2.0);
+    assert_true(b[0] == 1 && b[1] == 1 && b[2] == 2); /* cumulative */
+    opsc_buf_t out = OPSC_BUF_INIT;
+    opsc_metrics_histogram(&out, "opsc_x_seconds", "X latency", le, b, 3, 3, 2.0505);
+    assert_string_equal(out.base, "# HELP opsc_x_seconds X latency\n"
+                                  "# TYPE opsc_x_seconds histogram\n"
+                                  "opsc_x_seconds_bucket{le=\"0.001\"} 1\n"
+                                  "opsc_x_seconds_bucket{le=\"0.01\"} 1\n"
+                                  "opsc_x_seconds_bucket{le=\"0.1\"} 2\n"
+                                  "opsc_x_seconds_bucket{le=\"+Inf\"} 3\n"
+                                  "opsc_x_seconds_sum 2.0505\n"
+                                  "opsc_x_seconds_count 3\n");
+    opsc_buf_free(&out);
+}
+
 static void test_errors(void **state) {
     (void)state;
     assert_string_equal(opsc_strerror(OPSC_EQUEUE_FULL), "queue full");
@@ -341,6 +362,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_metrics_registry, reset_faults),
         cmocka_unit_test_teardown(test_metrics_values, reset_faults),
         cmocka_unit_test_teardown(test_metrics_escaping, reset_faults),
+        cmocka_unit_test_teardown(test_metrics_histogram, reset_faults),
         cmocka_unit_test_teardown(test_errors, reset_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
