@@ -126,6 +126,7 @@ struct opsc_server_s {
     size_t ndevs;
     opsc_store_dependency_row_t *deps;
     size_t ndeps;
+    size_t loaded_maps, loaded_devs, loaded_deps; /* in the pipeline's snapshot (gauges) */
     int maps_loaded, devs_loaded, deps_loaded, loading;
     int pipeline_loaded;     /* normalizer and active alerts handed to the pipeline */
     int listening;           /* LISTEN opsc_refdata subscribed */
@@ -267,6 +268,12 @@ static void collect_pipeline(opsc_buf_t *out, void *arg) {
     opsc_metrics_one_u64(out, "opsc_refdata_reloads_total", "counter",
                          "OID mappings and devices reloaded after a change in the database",
                          srv->refdata_reloads);
+    opsc_metrics_one_u64(out, "opsc_refdata_oid_mappings", "gauge",
+                         "OID mapping rows in the pipeline's snapshot", srv->loaded_maps);
+    opsc_metrics_one_u64(out, "opsc_refdata_devices", "gauge",
+                         "Device rows in the pipeline's snapshot", srv->loaded_devs);
+    opsc_metrics_one_u64(out, "opsc_refdata_dependencies", "gauge",
+                         "Dependencies in the pipeline's snapshot", srv->loaded_deps);
     if (srv->pipeline) {
         opsc_pipeline_metrics(out, srv->pipeline);
     }
@@ -437,7 +444,12 @@ static void maybe_hand_refdata(opsc_server_t *srv) {
     }
     opsc_log_info(LOG, "OID mappings: %zu rules; devices: %zu; dependencies: %zu", srv->nmaps,
                   srv->ndevs, opsc_normalizer_dependency_count(n));
-    if (opsc_pipeline_set_normalizer(srv->pipeline, n) != 0) {
+    size_t ldeps = opsc_normalizer_dependency_count(n);
+    if (opsc_pipeline_set_normalizer(srv->pipeline, n) == 0) {
+        srv->loaded_maps = srv->nmaps;
+        srv->loaded_devs = srv->ndevs;
+        srv->loaded_deps = ldeps;
+    } else {
         opsc_normalizer_destroy(n);
         srv->loading = 0;
         return;
@@ -550,7 +562,8 @@ static void on_reload_timer(uv_timer_t *t) {
 static void on_refdata_notify(const char *channel, const char *payload, void *arg) {
     opsc_server_t *srv = arg;
     (void)channel;
-    opsc_log_debug(LOG, "reference data changed (%s): reloading", payload);
+    opsc_log_debug(LOG, "reference data %s: reloading",
+                   payload ? payload : "may have changed while not listening");
     if (srv->pipeline_loaded && srv->phase == PHASE_RUNNING) {
         uv_timer_start(&srv->reload_timer, on_reload_timer, 200, 0);
     }

@@ -168,7 +168,12 @@ void opsc_pg_array_jsonb(opsc_pg_array_t *a, const char *text, size_t n);
 int opsc_pg_array_finish(opsc_pg_array_t *a);
 void opsc_pg_array_free(opsc_pg_array_t *a);
 
-/** Subscribe the LISTEN connection to a channel (re-issued after every reconnect). */
+/**
+ * Subscribe the LISTEN connection to a channel (re-issued after every
+ * reconnect). `cb` gets each notification's payload ("" when none), and
+ * cb(channel, NULL) each time the subscription takes effect: whatever was
+ * announced while not subscribed was missed, so read the data again.
+ */
 int opsc_pg_listen(opsc_pg_pool_t *pool, const char *channel, opsc_pg_notify_cb cb, void *arg);
 
 /* Result accessors. */

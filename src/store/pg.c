@@ -611,6 +611,34 @@ static void conn_schedule_reconnect(pg_conn_t *c) {
     uv_timer_start(&c->timer, on_timer, (uint64_t)delay, 0);
 }
 
+/*
+ * LISTEN on `l`'s channel. Once it has taken effect the listener hears
+ * cb(channel, NULL): anything announced while it was not subscribed (before
+ * the first LISTEN, or between a lost connection and the new one) was
+ * missed, and what depends on it should be read again.
+ */
+static void on_listened(int err, const opsc_pg_res_t *res, void *arg) {
+    pg_listener_t *l = arg;
+    (void)res;
+    if (err == 0) {
+        l->cb(l->channel, NULL, l->arg);
+    }
+}
+
+static int listen_issue(opsc_pg_pool_t *pool, pg_listener_t *l) {
+    pg_req_t *r = req_new(pool, REQ_SINGLE);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "LISTEN \"%s\"", l->channel);
+    if (!r || req_add(r, sql, NULL, 0, NULL, NULL) != 0) {
+        req_free(r);
+        return OPSC_ENOMEM;
+    }
+    r->cb = on_listened;
+    r->arg = l;
+    fifo_push(&pool->queue[CONN_LISTEN], r);
+    return 0;
+}
+
 static void conn_ready(pg_conn_t *c) {
     opsc_pg_pool_t *pool = c->pool;
     conn_stop_timer(c);
@@ -626,15 +654,7 @@ static void conn_ready(pg_conn_t *c) {
     conn_set_poll(c, UV_READABLE, 1);
     if (c->kind == CONN_LISTEN) {
         for (pg_listener_t *l = pool->listeners; l; l = l->next) {
-            pg_req_t *r = req_new(pool, REQ_SINGLE);
-            char sql[160];
-            snprintf(sql, sizeof(sql), "LISTEN \"%s\"", l->channel);
-            if (r && req_add(r, sql, NULL, 0, NULL, NULL) == 0) {
-                r->internal = 1;
-                fifo_push(&pool->queue[CONN_LISTEN], r);
-            } else {
-                req_free(r);
-            }
+            (void)listen_issue(pool, l);
         }
     }
     notify_state(c, 1);
@@ -1493,15 +1513,10 @@ int opsc_pg_listen(opsc_pg_pool_t *pool, const char *channel, opsc_pg_notify_cb 
         return UV_EINVAL; /* pool created without a LISTEN connection */
     }
     if (lc->state == ST_READY) {
-        pg_req_t *r = req_new(pool, REQ_SINGLE);
-        char sql[160];
-        snprintf(sql, sizeof(sql), "LISTEN \"%s\"", channel);
-        if (!r || req_add(r, sql, NULL, 0, NULL, NULL) != 0) {
-            req_free(r);
-            return OPSC_ENOMEM;
+        int rc = listen_issue(pool, l);
+        if (rc != 0) {
+            return rc;
         }
-        r->internal = 1;
-        fifo_push(&pool->queue[CONN_LISTEN], r);
         pool_kick(pool);
     }
     return 0;

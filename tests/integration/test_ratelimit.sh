@@ -20,7 +20,7 @@ start_server
 q "INSERT INTO devices (ip_address, name) VALUES ('127.0.0.1', 'blaster-1')" >/dev/null
 reloaded=""
 for _ in $(seq 1 100); do
-    [[ $(metric opsc_refdata_reloads_total) != 0 ]] && { reloaded=1; break; }
+    [[ $(metric opsc_refdata_devices) == 1 ]] && { reloaded=1; break; }
     sleep 0.1
 done
 [[ -n $reloaded ]] || fail "the device row did not reach the server"

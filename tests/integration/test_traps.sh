@@ -25,7 +25,7 @@ psql -XAtq "$CI" -c "INSERT INTO devices (ip_address, name) VALUES ('127.0.0.1',
 t0=$SECONDS
 reloaded=""
 for _ in $(seq 1 40); do
-    if grep -q '^opsc_refdata_reloads_total [1-9]' <<<"$(curl -s "$BASE/metrics")"; then reloaded=1; break; fi
+    if grep -q '^opsc_refdata_devices 1$' <<<"$(curl -s "$BASE/metrics")"; then reloaded=1; break; fi
     sleep 0.05
 done
 [[ -n $reloaded ]] || fail "the new device did not reach the server within 2 s"

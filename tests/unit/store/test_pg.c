@@ -120,9 +120,8 @@ static void test_server_error_has_sqlstate(void **state) {
     (void)state;
     opsc_pg_pool_t *p = make_pool(g_pg.conninfo, 0, 100, 0);
     result_t r = {0};
-    assert_int_equal(opsc_pg_query(p, OPSC_PG_WRITER, "SELECT * FROM no_such_table", 0, NULL,
-                                   on_result, &r),
-                     0);
+    assert_int_equal(
+        opsc_pg_query(p, OPSC_PG_WRITER, "SELECT * FROM no_such_table", 0, NULL, on_result, &r), 0);
     run(&r);
     assert_int_equal(r.err, OPSC_EDB_QUERY);
     assert_string_equal(r.sqlstate, "42P01");
@@ -179,7 +178,8 @@ static void test_batch_is_atomic(void **state) {
     run(&r);
     assert_int_equal(r.err, 0);
 
-    opsc_pg_stmt_t *ins = opsc_pg_stmt_register(p, "t_ins", "INSERT INTO t_batch VALUES ($1, $2)", 2);
+    opsc_pg_stmt_t *ins =
+        opsc_pg_stmt_register(p, "t_ins", "INSERT INTO t_batch VALUES ($1, $2)", 2);
     opsc_pg_batch_t *b = opsc_pg_batch_create(p);
     const char *p1[] = {"1", "a"}, *p2[] = {"2", "b"}, *p3[] = {"3", "c"};
     assert_int_equal(opsc_pg_batch_add_exec(b, ins, 2, p1), 0);
@@ -209,9 +209,9 @@ static void test_batch_is_atomic(void **state) {
     assert_string_equal(rf.item_state[1], "23505");
 
     result_t rc = {0};
-    assert_int_equal(opsc_pg_query(p, OPSC_PG_READER, "SELECT count(*) FROM t_batch", 0, NULL,
-                                   on_result, &rc),
-                     0);
+    assert_int_equal(
+        opsc_pg_query(p, OPSC_PG_READER, "SELECT count(*) FROM t_batch", 0, NULL, on_result, &rc),
+        0);
     run(&rc);
     assert_string_equal(rc.value, "3");
     close_pool(p);
@@ -288,8 +288,8 @@ static void test_script_failure_leaves_no_transaction(void **state) {
 static void test_queue_bound_while_disconnected(void **state) {
     (void)state;
     /* No server at this socket: everything waits, up to the bound. */
-    opsc_pg_pool_t *p = make_pool("host=/nonexistent/opsc port=5 dbname=x connect_timeout=2", 0,
-                                  5, 0);
+    opsc_pg_pool_t *p =
+        make_pool("host=/nonexistent/opsc port=5 dbname=x connect_timeout=2", 0, 5, 0);
     result_t r[6];
     memset(r, 0, sizeof(r));
     for (int i = 0; i < 5; i++) {
@@ -356,9 +356,8 @@ static void test_connection_killed_mid_query(void **state) {
     run(&warm);
 
     result_t r = {0};
-    assert_int_equal(opsc_pg_query(p, OPSC_PG_READER, "SELECT pg_sleep(30)", 0, NULL, on_result,
-                                   &r),
-                     0);
+    assert_int_equal(
+        opsc_pg_query(p, OPSC_PG_READER, "SELECT pg_sleep(30)", 0, NULL, on_result, &r), 0);
     /* Queued behind it on the same connection: not yet sent or in flight. */
     result_t after = {0};
     killer_t k = {0};
@@ -383,15 +382,21 @@ static void test_connection_killed_mid_query(void **state) {
 
 typedef struct notified_s {
     int done;
+    int subscribed; /* cb(channel, NULL) calls: the LISTEN took effect */
     char payload[64];
 } notified_t;
 
 static void on_notify(const char *channel, const char *payload, void *arg) {
     notified_t *n = arg;
-    if (strcmp(channel, "opsc_changes") == 0) {
-        snprintf(n->payload, sizeof(n->payload), "%s", payload);
-        n->done = 1;
+    if (strcmp(channel, "opsc_changes") != 0) {
+        return;
     }
+    if (!payload) {
+        n->subscribed++;
+        return;
+    }
+    snprintf(n->payload, sizeof(n->payload), "%s", payload);
+    n->done = 1;
 }
 
 static void test_listen_notify(void **state) {
@@ -413,6 +418,24 @@ static void test_listen_notify(void **state) {
     }
     assert_int_equal(n.done, 1);
     assert_string_equal(n.payload, "hi");
+    /* The listener heard that its subscription took effect (before the payload). */
+    assert_int_equal(n.subscribed, 1);
+
+    /* The LISTEN connection is killed: after the reconnect the subscription is renewed
+     * and the listener hears it again (what was announced meanwhile was missed). */
+    result_t k = {0};
+    assert_int_equal(opsc_pg_query(p, OPSC_PG_WRITER,
+                                   "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity "
+                                   "WHERE query LIKE 'LISTEN%'",
+                                   0, NULL, on_result, &k),
+                     0);
+    run(&k);
+    assert_int_equal(k.err, 0);
+    for (int i = 0; i < 200 && n.subscribed < 2; i++) {
+        int never = 0;
+        opsc_test_run_until(&g_loop, &never, 50);
+    }
+    assert_int_equal(n.subscribed, 2);
     close_pool(p);
 }
 
@@ -433,8 +456,11 @@ static void on_state(opsc_pg_pool_t *pool, int up, void *arg) {
 
 static void test_writer_state_callback(void **state) {
     (void)state;
-    opsc_pg_options_t o = {.conninfo = g_pg.conninfo, .readers = 0, .queue_max = 10,
-                           .reconnect_min_ms = 20, .reconnect_max_ms = 100};
+    opsc_pg_options_t o = {.conninfo = g_pg.conninfo,
+                           .readers = 0,
+                           .queue_max = 10,
+                           .reconnect_min_ms = 20,
+                           .reconnect_max_ms = 100};
     opsc_pg_pool_t *p = NULL;
     assert_int_equal(opsc_pg_pool_create(&g_loop, &o, &p), 0);
     states_t s = {0};
