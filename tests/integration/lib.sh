@@ -35,13 +35,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# free_port tcp|udp: a port no socket of that protocol uses, below the kernel's
+# ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 here), so that an
+# outgoing connection of a test running alongside cannot take it meanwhile.
 free_port() {
-    local proto=$1 p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 30000))
-        if [[ $proto == tcp ]] && ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"; return 0
-        elif [[ $proto == udp ]] && ! grep -qi ":$(printf '%04X' "$p") " /proc/net/udp /proc/net/udp6; then
+    local proto=$1 p lo
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    for _ in $(seq 1 100); do
+        p=$((10000 + RANDOM % (lo - 10000)))
+        if ! grep -qi "^ *[0-9]*: [0-9A-F]*:$(printf '%04X' "$p") " \
+            "/proc/net/$proto" "/proc/net/${proto}6" 2>/dev/null; then
             echo "$p"; return 0
         fi
     done
