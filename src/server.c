@@ -776,6 +776,7 @@ static int on_change(opsc_change_t *c, void *arg) {
         }
         w->reply = c;
         w->need = need;
+        opsc_spool_sync_soon(srv->spool); /* no group-commit window for what someone waits for */
         if (srv->rwait_tail) {
             srv->rwait_tail->next = w;
         } else {

@@ -40,10 +40,10 @@
 typedef struct opsc_spool_s opsc_spool_t;
 
 typedef struct opsc_spool_options_s {
-    const char *dir;          /* created if missing */
-    uint64_t max_bytes;       /* 0: 1 GiB */
-    uint64_t segment_bytes;   /* 0: 64 MiB; a record never spans two segments */
-    int sync_interval_ms;     /* group-commit window; < 0: default 2 */
+    const char *dir;        /* created if missing */
+    uint64_t max_bytes;     /* 0: 1 GiB */
+    uint64_t segment_bytes; /* 0: 64 MiB; a record never spans two segments */
+    int sync_interval_ms;   /* group-commit window; < 0: default 2 */
 } opsc_spool_options_t;
 
 /** One record read back: ownership of `change` passes with it. */
@@ -67,6 +67,12 @@ int opsc_spool_open(uv_loop_t *loop, const opsc_spool_options_t *opts, opsc_spoo
  * UV_EINVAL for a REPLY, OPSC_ESHUTDOWN after close, OPSC_ENOMEM.
  */
 int opsc_spool_append(opsc_spool_t *s, const opsc_change_t *c, uint64_t *seq_out);
+/**
+ * Somebody waits for what was appended (an INFORM answer, an HTTP 202): start
+ * the write+sync now instead of at the end of the group-commit window, unless
+ * one is in flight (then what waits goes out the moment it finishes).
+ */
+void opsc_spool_sync_soon(opsc_spool_t *s);
 
 /** Called (never inside a call) each time a sync completes, with the highest synced sequence. */
 void opsc_spool_set_synced_cb(opsc_spool_t *s, void (*cb)(uint64_t synced_seq, void *arg),

@@ -588,6 +588,13 @@ int opsc_spool_append(opsc_spool_t *s, const opsc_change_t *c, uint64_t *seq_out
     return 0;
 }
 
+void opsc_spool_sync_soon(opsc_spool_t *s) {
+    if (!s->closing && !s->inflight && !s->retry_wait && s->pending_n > 0) {
+        uv_timer_stop(&s->timer);
+        dispatch(s);
+    }
+}
+
 void opsc_spool_release(opsc_spool_t *s, uint64_t durable_seq) {
     uv_mutex_lock(&s->mu);
     if (durable_seq > s->release_seq) {

@@ -92,6 +92,7 @@ struct opsc_pipeline_s {
     uv_timer_t retry;        /* change ring full: try again shortly */
     uv_timer_t changes_hold; /* a held-off wake-up of the loop thread (see push_changes) */
     size_t changes_owed;
+    int changes_urgent; /* a REPLY someone waits for is queued: no hold-off */
     opsc_snmp_decoder_options_t snmp;
     opsc_snmp_decoder_t *dec;
     opsc_normalizer_t *norm;
@@ -158,6 +159,9 @@ struct opsc_pipeline_s {
 /* ---- pipeline thread -------------------------------------------------------------------- */
 
 static void emit(opsc_pipeline_t *p, opsc_change_t *c) {
+    if (c->kind == OPSC_CHANGE_REPLY) {
+        p->changes_urgent = 1; /* an INFORM or an HTTP request waits for it */
+    }
     c->next = NULL;
     if (p->out_tail) {
         p->out_tail->next = c;
@@ -227,6 +231,10 @@ static int push_changes(opsc_pipeline_t *p) {
     }
     if (pushed) {
         wake_loop_later(p, pushed);
+        if (p->changes_urgent && !p->out_head) {
+            p->changes_urgent = 0;
+            wake_loop_now(p);
+        }
     }
     return p->out_head ? -1 : 0;
 }
