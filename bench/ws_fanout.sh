@@ -13,7 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 CLIENTS=${1:-1000}
 CHANGES=${2:-200}
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export OPSC_ADMIN_TOKEN="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export OPSC_HTTP_MAX_CONNECTIONS=$((CLIENTS + 100))
 bench_start "${BENCH_YAML:-}"
