@@ -79,8 +79,14 @@ static void fresh_db(char *ci, size_t len) {
     int done = 0;
     assert_int_equal(
         opsc_migrate_run(p, opsc_migrations, opsc_migrations_count, on_migrated, &done), 0);
-    while (!done) {
-        uv_run(&g_loop, UV_RUN_ONCE);
+    /* Bounded: a migration that never finishes fails here (with the pool's state), not
+     * at ctest's timeout with nothing said. */
+    if (opsc_test_run_until(&g_loop, &done, 60000) != 0) {
+        opsc_buf_t b = OPSC_BUF_INIT;
+        opsc_pg_pool_metrics(&b, p);
+        fprintf(stderr, "migrations of %s not finished after 60 s; pool:\n%s\n", name,
+                b.base ? b.base : "");
+        opsc_buf_free(&b);
     }
     assert_int_equal(done, 1);
     close_pool(p);
@@ -1543,6 +1549,10 @@ static void test_throughput_creates(void **state) {
 }
 
 int main(void) {
+    /* Every psql and libpq connection of this test gives up instead of waiting for ever:
+     * a stuck statement fails its test with PostgreSQL's message. */
+    setenv("PGCONNECT_TIMEOUT", "20", 0);
+    setenv("PGOPTIONS", "-c statement_timeout=60000 -c lock_timeout=60000", 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_round_trip),
         cmocka_unit_test(test_repeats_coalesce),
