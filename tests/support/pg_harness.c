@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -571,8 +572,25 @@ int opsc_test_pg_psql(const opsc_test_pg_t *pg, const char *sql, char *out, size
     if (pid < 0) {
         return -1;
     }
+    /* Bounded: a psql that never finishes is killed and reported, not waited for. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         char chunk[4096];
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent_ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        long left_ms = 60000 - spent_ms;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = left_ms > 0 ? poll(&pfd, 1, (int)left_ms) : 0;
+        if (pr < 0 && errno == EINTR) {
+            continue;
+        }
+        if (pr == 0) {
+            fprintf(stderr, "pg_harness: psql still running after 60 s (%s); killing it\n", sql);
+            (void)kill(pid, SIGKILL);
+            break;
+        }
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n < 0 && errno == EINTR) {
             continue;
