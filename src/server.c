@@ -1323,6 +1323,7 @@ static void shutdown_step(opsc_server_t *srv) {
         }
         if (srv->phase == PHASE_DRAINING) {
             srv->phase = PHASE_STOPPING;
+            opsc_users_stop(srv->users); /* a password hash may still finish on the thread pool */
             opsc_pg_pool_close(srv->pool, on_pool_closed, srv);
         }
         return;

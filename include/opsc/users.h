@@ -50,6 +50,9 @@ int opsc_users_create(uv_loop_t *loop, opsc_pg_pool_t *pool, const opsc_users_op
 void opsc_users_destroy(opsc_users_t *u);
 /** After the schema is migrated: load users and sessions and follow their changes. */
 void opsc_users_start(opsc_users_t *u);
+/** The pool is about to close: from now on nothing is sent to it (work finishing on the
+ *  thread pool, e.g. the first user's password hash, is dropped). */
+void opsc_users_stop(opsc_users_t *u);
 int opsc_users_add_routes(opsc_users_t *u, struct opsc_ops_server_s *srv);
 /** Login attempts are public requests: they reach the audit hook through here. */
 void opsc_users_set_audit(opsc_users_t *u, opsc_http_audit_fn fn, void *arg);

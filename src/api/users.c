@@ -68,6 +68,18 @@ struct opsc_users_s {
     uint64_t n_logins, n_login_failures, n_limited, n_reloads;
 };
 
+/*
+ * Every statement goes through here: after opsc_users_stop (the pool is about to
+ * close) a password hash finishing on the thread pool must not touch it.
+ */
+static int users_query(opsc_users_t *u, opsc_pg_role_t role, const char *sql, int nparams,
+                       const char *const *params, opsc_pg_cb cb, void *arg) {
+    if (!u->pool) {
+        return OPSC_ESHUTDOWN;
+    }
+    return opsc_pg_query(u->pool, role, sql, nparams, params, cb, arg);
+}
+
 #define RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define ROLE_OF(u)                                                                                 \
     "(SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = " u    \
@@ -386,8 +398,7 @@ static void on_users_loaded(int err, const opsc_pg_res_t *res, void *arg) {
     }
     qsort(u->pending_users, (size_t)rows, sizeof(user_t), cmp_user);
     u->n_pending = (size_t)rows;
-    if (opsc_pg_query(u->pool, OPSC_PG_READER, sql_load_sessions, 0, NULL, on_sessions_loaded, u) !=
-        0) {
+    if (users_query(u, OPSC_PG_READER, sql_load_sessions, 0, NULL, on_sessions_loaded, u) != 0) {
         opsc_free(u->pending_users);
         u->pending_users = NULL;
         load_done(u);
@@ -400,7 +411,7 @@ static void load(opsc_users_t *u) {
         return;
     }
     u->dirty = 0;
-    if (opsc_pg_query(u->pool, OPSC_PG_READER, sql_load_users, 0, NULL, on_users_loaded, u) == 0) {
+    if (users_query(u, OPSC_PG_READER, sql_load_users, 0, NULL, on_users_loaded, u) == 0) {
         u->loading = 1;
     }
 }
@@ -543,7 +554,7 @@ static void after_bootstrap_hash(uv_work_t *w, int status) {
     /* $8: only while the table is still empty, so two instances starting together make one. */
     const char *p[8] = {"admin", "Administrator", NULL,        x->new_hash,
                         "t",     "admin",         "bootstrap", "t"};
-    if (opsc_pg_query(x->u->pool, OPSC_PG_WRITER, sql_create, 8, p, on_bootstrapped, x) != 0) {
+    if (users_query(x->u, OPSC_PG_WRITER, sql_create, 8, p, on_bootstrapped, x) != 0) {
         x->u->bootstrapping = 0;
         work_free(x);
     }
@@ -702,7 +713,7 @@ static void after_login_check(uv_work_t *w, int status) {
     snprintf(ttl, sizeof(ttl), "%" PRId64, u->o.session_ttl_ms);
     const char *p[6] = {x->user.id, x->token_hex, ttl,
                         x->peer,    x->agent,     x->new_hash[0] ? x->new_hash : NULL};
-    if (opsc_pg_query(u->pool, OPSC_PG_WRITER, sql_login, 6, p, on_session_stored, x) != 0) {
+    if (users_query(u, OPSC_PG_WRITER, sql_login, 6, p, on_session_stored, x) != 0) {
         opsc_http_error_retry(x->c, 503, "unavailable", "the database is busy", 1);
         work_free(x);
     }
@@ -800,7 +811,7 @@ static void handle_logout(opsc_http_conn_t *c, opsc_http_req_t *req, void *arg) 
     opsc_api_hex_to_hash(x->token_hex, h);
     session_drop(u, h); /* refused from now on, whatever the database says */
     const char *p[1] = {x->token_hex};
-    if (opsc_pg_query(u->pool, OPSC_PG_WRITER, sql_logout, 1, p, on_logged_out, x) != 0) {
+    if (users_query(u, OPSC_PG_WRITER, sql_logout, 1, p, on_logged_out, x) != 0) {
         opsc_http_error_retry(c, 503, "unavailable", "the database is busy", 1);
         work_free(x);
     }
@@ -909,14 +920,14 @@ static void user_write(work_t *x) {
                             role,
                             x->by,
                             NULL};
-        rc = opsc_pg_query(x->u->pool, OPSC_PG_WRITER, sql_create, 8, p, on_user_written, x);
+        rc = users_query(x->u, OPSC_PG_WRITER, sql_create, 8, p, on_user_written, x);
     } else {
         const char *p[9] = {x->id, json_object_get(j, "display_name") ? "t" : "f",
                             dn,    json_object_get(j, "email") ? "t" : "f",
                             em,    bool_text(act),
                             pw,    role,
                             x->by};
-        rc = opsc_pg_query(x->u->pool, OPSC_PG_WRITER, sql_update, 9, p, on_user_written, x);
+        rc = users_query(x->u, OPSC_PG_WRITER, sql_update, 9, p, on_user_written, x);
     }
     if (rc != 0) {
         opsc_http_error_retry(x->c, 503, "unavailable", "the database is busy", 1);
@@ -1013,7 +1024,7 @@ static void query_for(opsc_users_t *u, opsc_http_conn_t *c, const char *id, opsc
     if (x) {
         snprintf(x->id, sizeof(x->id), "%s", id ? id : "");
     }
-    if (!x || opsc_pg_query(u->pool, role, sql, id ? 1 : 0, id ? p : NULL, cb, x) != 0) {
+    if (!x || users_query(u, role, sql, id ? 1 : 0, id ? p : NULL, cb, x) != 0) {
         if (x) {
             work_free(x);
         }
@@ -1120,8 +1131,14 @@ void opsc_users_destroy(opsc_users_t *u) {
     opsc_free(u);
 }
 
+void opsc_users_stop(opsc_users_t *u) {
+    if (u) {
+        u->pool = NULL;
+    }
+}
+
 void opsc_users_start(opsc_users_t *u) {
-    if (!u->listening && opsc_pg_listen(u->pool, "opsc_auth", on_notify, u) == 0) {
+    if (u->pool && !u->listening && opsc_pg_listen(u->pool, "opsc_auth", on_notify, u) == 0) {
         u->listening = 1;
     }
     load(u);
